@@ -1,0 +1,86 @@
+//! What a local cluster is made of: binaries, nodes, NMI settings, pod requests.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+/// Paths of the programs and manifests the local cluster runs; the caller resolves them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binaries {
+    /// etcd 3.6.x.
+    pub etcd: PathBuf,
+    /// kube-apiserver.
+    pub kube_apiserver: PathBuf,
+    /// aad-pod-identity NMI.
+    pub nmi: PathBuf,
+    /// aad-pod-identity MIC (not started by the local cluster itself).
+    pub mic: Option<PathBuf>,
+    /// The aad-pod-identity CRD manifest (multi-document YAML).
+    pub crds: PathBuf,
+}
+
+/// One fake node: a network namespace running NMI, registered as a Node object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// Node name (`--node` of its NMI, `spec.nodeName` of its pods).
+    pub name: String,
+    /// `spec.providerID`, e.g. `azure:///subscriptions/…/virtualMachineScaleSets/<vmss>/virtualMachines/<i>`.
+    pub provider_id: String,
+    /// N in the node's pod range `10.244.N.0/24` (1..=254, unique per cluster).
+    pub pod_cidr_index: u8,
+    /// Extra local addresses of the node (mock cloud endpoints the caller binds there).
+    pub extra_addresses: Vec<Ipv4Addr>,
+}
+
+/// The mode NMI runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NmiMode {
+    /// `--operation-mode=standard`: identities come from AzureAssignedIdentities.
+    #[default]
+    Standard,
+    /// `--operation-mode=managed --forceNamespaced`: identities come from bindings directly.
+    Managed,
+}
+
+/// How NMI is started on every node.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NmiConfig {
+    /// Operation mode.
+    pub mode: NmiMode,
+    /// Flags appended after podid's own (a later flag wins in pflag).
+    pub extra_args: Vec<String>,
+    /// Extra environment for NMI (e.g. `SSL_CERT_FILE` for a mock AAD over https).
+    pub extra_env: Vec<(String, String)>,
+}
+
+/// Everything [`crate::LocalCluster::start`] needs.
+#[derive(Debug, Clone)]
+pub struct LocalClusterConfig {
+    /// Short run id (`[a-z0-9]{6}`), part of every namespace name; see [`crate::generate_run_id`].
+    pub run_id: String,
+    /// Logs, certificates, kubeconfigs and etcd data all go under this directory.
+    pub work_dir: PathBuf,
+    /// Programs to run.
+    pub binaries: Binaries,
+    /// The fake nodes.
+    pub nodes: Vec<NodeConfig>,
+    /// NMI settings.
+    pub nmi: NmiConfig,
+}
+
+/// A pod for the harness (acting as kubelet) to create and wire up.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PodSpec {
+    /// Kubernetes namespace (must exist; see [`crate::LocalCluster::ensure_namespace`]).
+    pub namespace: String,
+    /// Pod name.
+    pub name: String,
+    /// Labels, e.g. `aadpodidbinding`.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Node to put the pod on.
+    pub node: String,
+    /// Name of an owning ReplicaSet (NMI's "is this MIC" check looks at it).
+    pub owner_replicaset: Option<String>,
+}

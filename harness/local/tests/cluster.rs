@@ -1,0 +1,119 @@
+//! The local cluster against real binaries (root, and `PODID_BIN_DIR` + `PODID_CRDS` naming
+//! etcd, kube-apiserver, nmi and the CRD manifest; skipped with a message otherwise).
+
+use std::path::PathBuf;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use podid_local::{
+    Binaries, LocalCluster, LocalClusterConfig, NmiConfig, NodeConfig, PodSpec, generate_run_id,
+};
+use podid_netns::NetNamespace;
+
+fn binaries() -> Option<Binaries> {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: the local cluster needs root");
+        return None;
+    }
+    let (Ok(dir), Ok(crds)) = (std::env::var("PODID_BIN_DIR"), std::env::var("PODID_CRDS")) else {
+        eprintln!("skipped: set PODID_BIN_DIR and PODID_CRDS to run against real binaries");
+        return None;
+    };
+    let dir = PathBuf::from(dir);
+    Some(Binaries {
+        etcd: dir.join("etcd"),
+        kube_apiserver: dir.join("kube-apiserver"),
+        nmi: dir.join("nmi"),
+        mic: None,
+        crds: PathBuf::from(crds),
+    })
+}
+
+#[tokio::test]
+async fn pods_nmi_restart_and_shutdown_leave_nothing_behind() {
+    let Some(binaries) = binaries() else { return };
+    let run_id = generate_run_id();
+    let work_dir = std::env::temp_dir().join(format!("podid-test-{run_id}"));
+    let cluster = LocalCluster::start(LocalClusterConfig {
+        run_id: run_id.clone(),
+        work_dir: work_dir.clone(),
+        binaries,
+        nodes: vec![NodeConfig {
+            name: "node-a".into(),
+            provider_id: "azure:///subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/vmss/virtualMachines/0".into(),
+            pod_cidr_index: 9,
+            extra_addresses: vec!["10.250.0.9".parse().unwrap()],
+        }],
+        nmi: NmiConfig::default(),
+    })
+    .await
+    .expect("cluster starts");
+
+    cluster.start_nmi(&[]).await.expect("NMI becomes Active");
+    let rules = cluster.node_nat_rules("node-a").await.unwrap();
+    assert!(rules.contains("-A PREROUTING -j aad-metadata"), "{rules}");
+    assert!(rules.contains("--to-destination 127.0.0.1:2579"), "{rules}");
+
+    cluster.ensure_namespace("t").await.unwrap();
+    cluster.ensure_namespace("t").await.unwrap(); // idempotent
+    let pod = cluster
+        .create_pod(PodSpec {
+            namespace: "t".into(),
+            name: "p".into(),
+            node: "node-a".into(),
+            owner_replicaset: Some("rs-1".into()),
+            ..PodSpec::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(pod.ip.to_string(), "10.244.9.2");
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), "t");
+    let live = pods.get("p").await.unwrap();
+    let status = live.status.unwrap();
+    assert_eq!(status.pod_ip.as_deref(), Some("10.244.9.2"));
+    assert_eq!(status.phase.as_deref(), Some("Running"));
+    let eth0 = pod
+        .netns
+        .netlink()
+        .await
+        .unwrap()
+        .ipv4_addresses("eth0")
+        .await
+        .unwrap();
+    assert_eq!(eth0, vec![pod.ip]);
+
+    cluster.restart_nmi(&[]).await.expect("NMI restarts");
+    let rules = cluster.node_nat_rules("node-a").await.unwrap();
+    assert!(rules.contains("-A PREROUTING -j aad-metadata"), "{rules}");
+
+    let pod_ns = pod.netns.name().to_string();
+    cluster.delete_pod("t", "p").await.unwrap();
+    assert!(
+        pods.get_opt("p").await.unwrap().is_none(),
+        "grace-0 delete is immediate"
+    );
+    assert!(!NetNamespace::exists(&pod_ns));
+    let again = cluster
+        .create_pod(PodSpec {
+            namespace: "t".into(),
+            name: "p2".into(),
+            node: "node-a".into(),
+            ..PodSpec::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(again.ip, pod.ip, "a freed address is reused");
+
+    let node_ns = cluster.node("node-a").unwrap().netns.name().to_string();
+    let report = cluster.shutdown().await.unwrap();
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(report.processes_stopped.len(), 3, "{report:?}");
+    assert!(!NetNamespace::exists(&node_ns));
+    assert!(!NetNamespace::exists(again.netns.name()));
+    assert!(
+        !std::path::Path::new("/run/podid")
+            .join(format!("{run_id}.json"))
+            .exists()
+    );
+    let _ = std::fs::remove_dir_all(work_dir);
+}

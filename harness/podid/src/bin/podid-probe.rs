@@ -1,0 +1,4 @@
+//! The pod workload; see the `podid-probe` crate.
+fn main() {
+    podid_probe::main();
+}

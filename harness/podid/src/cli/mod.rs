@@ -1,0 +1,125 @@
+//! Argument parsing and dispatch; each subcommand lives in its own module.
+
+mod clean;
+mod list;
+mod progress;
+mod run;
+mod toolchain;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for "the checks ran and something failed".
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code for misuse or a run that could not start.
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "podid",
+    version,
+    about = "Conformance and end-to-end checks for AAD Pod Identity: the real NMI against a mock Azure, driven by YAML scenarios",
+    after_help = "Run everything: `podid run`. Check scenario files: `podid validate`. See README.md."
+)]
+struct Cli {
+    /// More log output (repeat for more); logs go to stderr.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run scenarios against a provider and write reports under target/podid/reports.
+    Run(run::RunArgs),
+    /// Check scenario files without a cluster; exits non-zero on any problem.
+    Validate(validate::ValidateArgs),
+    /// Print the JSON Schema of scenario files.
+    Schema,
+    /// List scenarios with their tags and modes.
+    List(list::ListArgs),
+    /// Build (or show) the cached toolchain: etcd, kube-apiserver, NMI, MIC.
+    Toolchain(toolchain::ToolchainArgs),
+    /// Remove what killed runs left: processes, network namespaces, hosts files.
+    Clean,
+    /// The mock Azure cloud on its own.
+    Mock {
+        #[command(subcommand)]
+        command: MockCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MockCommand {
+    /// Serve AAD, ARM, Blob and IMDS on loopback from a cloud description.
+    Serve(podid_mocks::standalone::ServeArgs),
+}
+
+/// Where scenario files are looked for when no path is given.
+pub fn default_scenarios() -> Vec<PathBuf> {
+    vec![PathBuf::from("scenarios")]
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,kube=warn",
+        _ => "debug,hyper=info,kube=info,rustls=info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PODID_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logging(cli.verbose);
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    match cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::Schema => {
+            print!("{}", podid_scenario::schema_json());
+            ExitCode::SUCCESS
+        }
+        Command::List(args) => list::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Toolchain(args) => toolchain::run(args),
+        Command::Clean => clean::run(),
+        Command::Mock {
+            command: MockCommand::Serve(args),
+        } => match tokio_runtime().block_on(podid_mocks::standalone::serve(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(report) => {
+                eprintln!("{report:?}");
+                ExitCode::from(EXIT_USAGE)
+            }
+        },
+    }
+}
+
+pub fn tokio_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the async runtime starts")
+}
+
+/// Prints a one-line error and returns the usage exit code.
+pub fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("podid: {message}");
+    ExitCode::from(EXIT_USAGE)
+}

@@ -1,0 +1,113 @@
+//! Preparing a run: prerequisites, leftovers of killed runs, the toolchain, then the provider.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use podid_toolchain::{BuildObserver, ToolchainConfig};
+
+use crate::provider::local::{LocalProvider, LocalProviderConfig};
+use crate::runner::Environment;
+
+/// Environment variable that turns the end-to-end trials into ignored ones on machines that
+/// cannot run them (no root, no network namespaces). Never set it in CI.
+pub const SKIP_E2E_VAR: &str = "PODID_SKIP_E2E";
+
+/// Why a run could not start; the message says what is missing and how to provide it.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("{0}")]
+    Prerequisite(String),
+    #[error("building the toolchain: {0}")]
+    Toolchain(#[from] podid_toolchain::ToolchainError),
+    #[error("{0}")]
+    Provider(#[from] crate::provider::ProviderError),
+}
+
+/// Checks what the local provider needs from the machine; installs missing system packages
+/// when it may (root on Debian/Ubuntu).
+pub fn check_local_prerequisites(observer: &dyn BuildObserver) -> Result<(), SessionError> {
+    if !cfg!(target_os = "linux") {
+        return Err(SessionError::Prerequisite(
+            "the local provider needs Linux (network namespaces)".into(),
+        ));
+    }
+    if !nix::unistd::geteuid().is_root() {
+        return Err(SessionError::Prerequisite(format!(
+            "the local provider needs root (it creates network namespaces and runs NMI, which programs iptables); run as root, or set {SKIP_E2E_VAR}=1 to mark the end-to-end trials ignored on this machine"
+        )));
+    }
+    podid_toolchain::ensure_system_packages(observer).map_err(SessionError::Toolchain)?;
+    let probe = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .map_err(|e| SessionError::Prerequisite(format!("cannot run `ip netns list`: {e}")))?;
+    if !probe.status.success() {
+        return Err(SessionError::Prerequisite(format!(
+            "network namespaces are not usable here (`ip netns list` failed: {})",
+            String::from_utf8_lossy(&probe.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// Figures from starting a session, for notes and benchmarks.
+#[derive(Debug, Clone, Default)]
+pub struct StartupFigures {
+    pub toolchain: Duration,
+    pub provider: Duration,
+    pub cluster: Option<podid_local::StartupTimings>,
+}
+
+/// Options of a local session.
+pub struct LocalSessionOptions {
+    /// Root of generated output (`target/podid`).
+    pub output_dir: PathBuf,
+    /// The `podid-probe` binary.
+    pub probe: PathBuf,
+    pub toolchain: ToolchainConfig,
+}
+
+/// Brings up the local provider: prerequisites, leftovers, toolchain, cluster, mock cloud.
+pub async fn start_local(
+    options: LocalSessionOptions,
+    observer: &(dyn BuildObserver + Send + Sync),
+) -> Result<(Environment<LocalProvider>, StartupFigures), SessionError> {
+    check_local_prerequisites(observer)?;
+    match podid_local::clean_leftovers() {
+        Ok(report) => tracing::info!(?report, "removed leftovers of earlier runs"),
+        Err(e) => tracing::warn!("could not clean leftovers of earlier runs: {e}"),
+    }
+    if !options.probe.is_file() {
+        return Err(SessionError::Prerequisite(format!(
+            "the probe binary {} is missing; build it with `cargo build -p podid --bins`",
+            options.probe.display()
+        )));
+    }
+    let started = Instant::now();
+    let toolchain = tokio::task::block_in_place(|| podid_toolchain::ensure(&options.toolchain, observer))?;
+    let toolchain_time = started.elapsed();
+    let run_id = podid_local::generate_run_id();
+    let run_dir = options.output_dir.join("runs").join(&run_id);
+    let started = Instant::now();
+    let provider = LocalProvider::start(LocalProviderConfig {
+        run_id: run_id.clone(),
+        work_dir: run_dir.clone(),
+        toolchain,
+        probe: options.probe,
+    })
+    .await?;
+    let figures = StartupFigures {
+        toolchain: toolchain_time,
+        provider: started.elapsed(),
+        cluster: Some(provider.timings()),
+    };
+    Ok((Environment::new(provider, run_id, run_dir.join("artifacts")), figures))
+}
+
+/// `target/podid` under the given workspace root.
+pub fn default_output_dir(workspace: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"))
+        .join("podid")
+}

@@ -1,0 +1,739 @@
+//! The scenario file format as plain data. Nothing here talks to a cluster or a mock; the loader
+//! fills these types and the validator checks them before anything runs.
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::duration::HumanDuration;
+use crate::located::Located;
+
+/// A name written by the scenario author (a map key or a reference to one), with its position.
+pub type Name = Located<String>;
+/// A string that may contain `${...}` references, resolved when the scenario runs.
+pub type Template = Located<String>;
+/// Ordered map keyed by author-chosen names.
+pub type Named<T> = IndexMap<Name, T>;
+
+/// One scenario: what the cloud and the cluster hold, then the steps and what each must observe.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Scenario {
+    /// Unique name (lowercase letters, digits and `-`); it names the test trial and the report entry.
+    pub name: Name,
+    /// What the scenario shows, in a sentence or two.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Free-form tags for filtering (`podid list --tag smoke`).
+    #[serde(default)]
+    pub tags: Vec<Name>,
+    /// NMI operation modes the scenario applies to; one trial runs per mode.
+    #[serde(default = "default_modes")]
+    pub modes: Vec<Located<NmiMode>>,
+    /// Extra NMI command-line flags for this scenario (e.g. `--set-retry-after-header`).
+    #[serde(default)]
+    pub nmi: ComponentSettings,
+    /// Extra MIC command-line flags (standard mode only).
+    #[serde(default)]
+    pub mic: ComponentSettings,
+    /// Objects the mock Azure cloud holds for this scenario.
+    #[serde(default)]
+    pub cloud: Cloud,
+    /// Objects created in the cluster before the first step.
+    #[serde(default)]
+    pub cluster: Cluster,
+    /// What to do, in order; each step may carry expectations.
+    pub steps: Vec<Located<Step>>,
+}
+
+pub fn default_modes() -> Vec<Located<NmiMode>> {
+    vec![Located::new(NmiMode::Managed)]
+}
+
+/// NMI's `--operation-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NmiMode {
+    /// The AKS pod-identity add-on: NMI only, identities must already be on the node's VM(SS).
+    Managed,
+    /// MIC assigns identities to nodes through ARM; NMI waits for AzureAssignedIdentities.
+    Standard,
+}
+
+impl NmiMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NmiMode::Managed => "managed",
+            NmiMode::Standard => "standard",
+        }
+    }
+}
+
+/// Command-line overrides for one component of the system under test.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ComponentSettings {
+    /// Flags appended to the component's command line, e.g. `--set-retry-after-header=true`.
+    #[serde(default)]
+    pub flags: Vec<Located<String>>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cloud
+// ---------------------------------------------------------------------------------------------
+
+/// What the mock Azure cloud holds. Identifiers left out are generated per run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Cloud {
+    /// User-assigned managed identities, by name.
+    #[serde(default)]
+    pub identities: Named<IdentityDecl>,
+    /// Service principals (app registrations) with a secret or a certificate, by name.
+    #[serde(default)]
+    pub service_principals: Named<ServicePrincipalDecl>,
+    /// Storage accounts with containers and blobs, by name.
+    #[serde(default)]
+    pub storage_accounts: Named<StorageAccountDecl>,
+    /// Azure RBAC role assignments on storage.
+    #[serde(default)]
+    pub role_assignments: Vec<Located<RoleAssignmentDecl>>,
+    /// Which identities are assigned to each node's VM scale set (`node-0: [reader]`).
+    #[serde(default)]
+    pub node_identities: Named<Vec<Name>>,
+}
+
+/// A user-assigned managed identity.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IdentityDecl {
+    /// Application (client) ID; a GUID is generated when omitted.
+    #[serde(default)]
+    pub client_id: Option<Located<String>>,
+    /// Object (principal) ID; a GUID is generated when omitted.
+    #[serde(default)]
+    pub principal_id: Option<Located<String>>,
+    /// Resource group holding the identity resource (default `podid-identities`).
+    #[serde(default)]
+    pub resource_group: Option<String>,
+}
+
+/// An app registration that authenticates with a secret or a certificate.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServicePrincipalDecl {
+    #[serde(default)]
+    pub client_id: Option<Located<String>>,
+    #[serde(default)]
+    pub object_id: Option<Located<String>>,
+    /// Client secret; give this or `certificate: true`.
+    #[serde(default)]
+    pub secret: Option<Located<String>>,
+    /// Generate a certificate credential (the private key goes into a Secret on demand).
+    #[serde(default)]
+    pub certificate: bool,
+}
+
+/// A storage account; its real name is derived from the key and made unique per run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StorageAccountDecl {
+    /// Containers by name, each mapping blob names to their text content.
+    #[serde(default)]
+    pub containers: IndexMap<Name, IndexMap<Name, String>>,
+}
+
+/// A role on a storage account or one of its containers, for an identity or service principal.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RoleAssignmentDecl {
+    /// Name of an identity or service principal declared under `cloud`.
+    pub principal: Name,
+    pub role: Located<Role>,
+    /// Name of a storage account declared under `cloud.storageAccounts`.
+    pub account: Name,
+    /// Limit the assignment to one container of the account.
+    #[serde(default)]
+    pub container: Option<Name>,
+}
+
+/// Built-in Azure roles that matter for blob access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum Role {
+    #[serde(rename = "Storage Blob Data Reader")]
+    StorageBlobDataReader,
+    #[serde(rename = "Storage Blob Data Contributor")]
+    StorageBlobDataContributor,
+    #[serde(rename = "Storage Blob Data Owner")]
+    StorageBlobDataOwner,
+    /// Control-plane role: grants no blob data access (a classic mistake worth a scenario).
+    #[serde(rename = "Reader")]
+    Reader,
+    #[serde(rename = "Contributor")]
+    Contributor,
+    #[serde(rename = "Owner")]
+    Owner,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cluster
+// ---------------------------------------------------------------------------------------------
+
+/// Kubernetes objects, as typed shorthand. Objects go into the scenario's own namespace unless
+/// `namespace` names one of `namespaces`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Cluster {
+    /// Extra namespaces (made unique per run; refer to them by the name written here).
+    #[serde(default)]
+    pub namespaces: Vec<Name>,
+    /// AzureIdentity objects, by name.
+    #[serde(default)]
+    pub azure_identities: Named<AzureIdentityDecl>,
+    /// AzureIdentityBinding objects, by name.
+    #[serde(default)]
+    pub azure_identity_bindings: Named<AzureIdentityBindingDecl>,
+    /// AzurePodIdentityException objects, by name.
+    #[serde(default)]
+    pub azure_pod_identity_exceptions: Named<AzurePodIdentityExceptionDecl>,
+    /// Secrets (string data), by name.
+    #[serde(default)]
+    pub secrets: Named<SecretDecl>,
+    /// Pods, by name; each runs the podid probe in its own network namespace on its node.
+    #[serde(default)]
+    pub pods: Named<PodDecl>,
+    /// Raw Kubernetes manifests for what the shorthand does not cover (applied as written; string
+    /// values may use `${...}` references).
+    #[serde(default)]
+    pub manifests: Vec<Located<serde_json::Value>>,
+}
+
+impl Cluster {
+    pub fn is_empty(&self) -> bool {
+        self.namespaces.is_empty()
+            && self.azure_identities.is_empty()
+            && self.azure_identity_bindings.is_empty()
+            && self.azure_pod_identity_exceptions.is_empty()
+            && self.secrets.is_empty()
+            && self.pods.is_empty()
+            && self.manifests.is_empty()
+    }
+}
+
+/// An AzureIdentity. Give `identity` (type 0, user-assigned) or `servicePrincipal` (type 1 with a
+/// secret, type 2 with a certificate); `clientId`/`resourceId` override what is derived.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AzureIdentityDecl {
+    #[serde(default)]
+    pub namespace: Option<Name>,
+    /// Name of a `cloud.identities` entry.
+    #[serde(default)]
+    pub identity: Option<Name>,
+    /// Name of a `cloud.servicePrincipals` entry.
+    #[serde(default)]
+    pub service_principal: Option<Name>,
+    /// Overrides `spec.clientID` (e.g. to point at an identity the node does not have).
+    #[serde(default)]
+    pub client_id: Option<Template>,
+    /// Overrides `spec.resourceID`.
+    #[serde(default)]
+    pub resource_id: Option<Template>,
+    /// Extra annotations, e.g. `aadpodidentity.k8s.io/Behavior: namespaced`.
+    #[serde(default)]
+    pub annotations: IndexMap<String, Template>,
+}
+
+/// An AzureIdentityBinding: pods labelled `aadpodidbinding: <selector>` may use the identity.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AzureIdentityBindingDecl {
+    #[serde(default)]
+    pub namespace: Option<Name>,
+    /// Name of an AzureIdentity (written as is, so a dangling name can be tested on purpose).
+    pub azure_identity: Name,
+    pub selector: Template,
+}
+
+/// An AzurePodIdentityException: pods with any of these labels bypass NMI's identity checks.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AzurePodIdentityExceptionDecl {
+    #[serde(default)]
+    pub namespace: Option<Name>,
+    pub pod_labels: IndexMap<String, Template>,
+}
+
+/// A Secret with string data.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecretDecl {
+    #[serde(default)]
+    pub namespace: Option<Name>,
+    #[serde(default)]
+    pub string_data: IndexMap<String, Template>,
+}
+
+/// A pod scheduled on one of the provider's nodes.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PodDecl {
+    #[serde(default)]
+    pub namespace: Option<Name>,
+    /// Logical node name: `node-0` or `node-1`.
+    pub node: Name,
+    #[serde(default)]
+    pub labels: IndexMap<String, Template>,
+    #[serde(default)]
+    pub annotations: IndexMap<String, Template>,
+    /// Name of the owning ReplicaSet (NMI reads it, e.g. for its MIC short cut).
+    #[serde(default)]
+    pub replica_set: Option<Template>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Steps
+// ---------------------------------------------------------------------------------------------
+
+/// One step: exactly one action key (`token`, `blob`, `apply`, `delete`, `patch`, `wait`,
+/// `sleep`), an optional `name`, and optional `expect`ations.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Step {
+    /// Shown in reports; a name is derived from the action when omitted.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Ask for a token from inside a pod, as Azure SDKs do.
+    #[serde(default)]
+    pub token: Option<TokenStep>,
+    /// Get a token inside a pod, then use it against Blob storage.
+    #[serde(default)]
+    pub blob: Option<BlobStep>,
+    /// Create (or replace) more objects, same shorthand as `cluster`.
+    #[serde(default)]
+    pub apply: Option<Cluster>,
+    /// Delete an object.
+    #[serde(default)]
+    pub delete: Option<ObjectRef>,
+    /// JSON merge-patch an object.
+    #[serde(default)]
+    pub patch: Option<PatchStep>,
+    /// Wait for an object to exist or be gone.
+    #[serde(default)]
+    pub wait: Option<WaitStep>,
+    /// Pause; only where elapsed time is the point (prefer `wait` and `expect.within`).
+    #[serde(default)]
+    pub sleep: Option<HumanDuration>,
+    /// Retry the action until the expectations hold or this much time has passed.
+    #[serde(default)]
+    pub within: Option<HumanDuration>,
+    /// What the step must observe.
+    #[serde(default)]
+    pub expect: Option<Expect>,
+}
+
+/// The action a step performs, borrowed from a [`Step`] once it is known to hold exactly one.
+#[derive(Debug, Clone, Copy)]
+pub enum Action<'a> {
+    Token(&'a TokenStep),
+    Blob(&'a BlobStep),
+    Apply(&'a Cluster),
+    Delete(&'a ObjectRef),
+    Patch(&'a PatchStep),
+    Wait(&'a WaitStep),
+    Sleep(HumanDuration),
+}
+
+impl Action<'_> {
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            Action::Token(_) => "token",
+            Action::Blob(_) => "blob",
+            Action::Apply(_) => "apply",
+            Action::Delete(_) => "delete",
+            Action::Patch(_) => "patch",
+            Action::Wait(_) => "wait",
+            Action::Sleep(_) => "sleep",
+        }
+    }
+}
+
+impl Step {
+    /// All actions written on this step (a valid step has exactly one).
+    pub fn actions(&self) -> Vec<Action<'_>> {
+        let mut out = Vec::new();
+        if let Some(a) = &self.token {
+            out.push(Action::Token(a));
+        }
+        if let Some(a) = &self.blob {
+            out.push(Action::Blob(a));
+        }
+        if let Some(a) = &self.apply {
+            out.push(Action::Apply(a));
+        }
+        if let Some(a) = &self.delete {
+            out.push(Action::Delete(a));
+        }
+        if let Some(a) = &self.patch {
+            out.push(Action::Patch(a));
+        }
+        if let Some(a) = &self.wait {
+            out.push(Action::Wait(a));
+        }
+        if let Some(a) = self.sleep {
+            out.push(Action::Sleep(a));
+        }
+        out
+    }
+
+    /// The single action of a validated step.
+    pub fn action(&self) -> Option<Action<'_>> {
+        let actions = self.actions();
+        if actions.len() == 1 {
+            actions.into_iter().next()
+        } else {
+            None
+        }
+    }
+}
+
+/// The identity-selecting query parameters of a token request, borrowed from a step.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IdentitySelector<'a> {
+    pub client_id: Option<&'a Template>,
+    pub mi_res_id: Option<&'a Template>,
+    pub msi_res_id: Option<&'a Template>,
+    pub object_id: Option<&'a Template>,
+}
+
+impl<'a> IdentitySelector<'a> {
+    pub fn templates(&self) -> impl Iterator<Item = &'a Template> {
+        [self.client_id, self.mi_res_id, self.msi_res_id, self.object_id]
+            .into_iter()
+            .flatten()
+    }
+}
+
+/// A token request from a pod to the instance metadata endpoint (169.254.169.254).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TokenStep {
+    /// The pod (a `cluster.pods` name) the request is sent from.
+    pub pod: Name,
+    /// The `resource` query parameter; omit it to test NMI's "resource cannot be empty".
+    #[serde(default)]
+    pub resource: Option<Template>,
+    /// Sent as the `client_id` query parameter.
+    #[serde(default)]
+    pub client_id: Option<Template>,
+    /// Sent as `mi_res_id`.
+    #[serde(default)]
+    pub mi_res_id: Option<Template>,
+    /// Sent as `msi_res_id`.
+    #[serde(default)]
+    pub msi_res_id: Option<Template>,
+    /// Sent as `object_id` (NMI ignores it; real IMDS does not).
+    #[serde(default)]
+    pub object_id: Option<Template>,
+    /// `api-version` query parameter (default `2018-02-01`).
+    #[serde(default)]
+    pub api_version: Option<Template>,
+    /// Send the `Metadata: true` header (default true).
+    #[serde(default = "yes")]
+    pub metadata_header: bool,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: IndexMap<String, Template>,
+    /// Request path (default `/metadata/identity/oauth2/token`), for malformed-path checks.
+    #[serde(default)]
+    pub path: Option<Template>,
+    /// Extra query parameters, sent as written.
+    #[serde(default)]
+    pub query: IndexMap<String, Template>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What a blob step does with the token it gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobOp {
+    #[default]
+    Read,
+    Write,
+    List,
+}
+
+/// Get a token in a pod (through NMI), then call Blob storage with it, as an SDK client would.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BlobStep {
+    pub pod: Name,
+    /// `read` (Get Blob), `write` (Put Blob) or `list` (List Blobs).
+    #[serde(default)]
+    pub op: BlobOp,
+    /// A `cloud.storageAccounts` name.
+    pub account: Name,
+    pub container: Template,
+    /// Blob name (required for `read` and `write`).
+    #[serde(default)]
+    pub blob: Option<Template>,
+    /// Content to upload (`write` only).
+    #[serde(default)]
+    pub content: Option<Template>,
+    /// Token resource (default `https://storage.azure.com/`).
+    #[serde(default)]
+    pub resource: Option<Template>,
+    /// Sent as the `client_id` query parameter.
+    #[serde(default)]
+    pub client_id: Option<Template>,
+    /// Sent as `mi_res_id`.
+    #[serde(default)]
+    pub mi_res_id: Option<Template>,
+    /// Sent as `msi_res_id`.
+    #[serde(default)]
+    pub msi_res_id: Option<Template>,
+    /// Sent as `object_id` (NMI ignores it; real IMDS does not).
+    #[serde(default)]
+    pub object_id: Option<Template>,
+}
+
+macro_rules! identity_selector {
+    ($ty:ty) => {
+        impl $ty {
+            /// The identity this request asks for.
+            pub fn identity(&self) -> IdentitySelector<'_> {
+                IdentitySelector {
+                    client_id: self.client_id.as_ref(),
+                    mi_res_id: self.mi_res_id.as_ref(),
+                    msi_res_id: self.msi_res_id.as_ref(),
+                    object_id: self.object_id.as_ref(),
+                }
+            }
+        }
+    };
+}
+identity_selector!(TokenStep);
+identity_selector!(BlobStep);
+
+/// Kinds of object the steps can address by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum ObjectKind {
+    Pod,
+    Secret,
+    Namespace,
+    AzureIdentity,
+    AzureIdentityBinding,
+    AzurePodIdentityException,
+    AzureAssignedIdentity,
+}
+
+impl ObjectKind {
+    pub fn is_namespaced(self) -> bool {
+        !matches!(self, ObjectKind::Namespace)
+    }
+}
+
+/// One object, by kind and name, in the scenario namespace unless `namespace` says otherwise.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ObjectRef {
+    pub kind: Located<ObjectKind>,
+    pub name: Template,
+    #[serde(default)]
+    pub namespace: Option<Name>,
+}
+
+/// A JSON merge patch applied to an object.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PatchStep {
+    pub kind: Located<ObjectKind>,
+    pub name: Template,
+    #[serde(default)]
+    pub namespace: Option<Name>,
+    /// The merge patch (string values may use `${...}`).
+    pub patch: Located<serde_json::Value>,
+}
+
+/// The state a `wait` step waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WaitFor {
+    #[default]
+    Exists,
+    Deleted,
+}
+
+/// Wait (watch-based) until an object exists or is gone.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WaitStep {
+    pub kind: Located<ObjectKind>,
+    pub name: Template,
+    #[serde(default)]
+    pub namespace: Option<Name>,
+    #[serde(default, rename = "for")]
+    pub condition: WaitFor,
+    /// Give up after this long (default 30s).
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Expectations
+// ---------------------------------------------------------------------------------------------
+
+/// What a step must observe. Every field is optional; all given ones must hold.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Expect {
+    /// HTTP status, or a list of acceptable ones.
+    #[serde(default)]
+    pub status: Option<Located<StatusExpect>>,
+    /// Response headers that must be present with exactly this value (names are case-insensitive).
+    #[serde(default)]
+    pub headers: IndexMap<String, Template>,
+    /// Response headers that must be absent.
+    #[serde(default)]
+    pub absent_headers: Vec<String>,
+    /// Response body checks.
+    #[serde(default)]
+    pub body: Option<BodyExpect>,
+    /// The response is a token (NMI/IMDS shape, every field a string); check its JWT claims.
+    #[serde(default)]
+    pub token: Option<TokenExpect>,
+    /// Blob storage error code (`x-ms-error-code`), e.g. `AuthorizationPermissionMismatch`.
+    #[serde(default)]
+    pub error_code: Option<Template>,
+    /// The whole action took at most this long.
+    #[serde(default)]
+    pub max_latency: Option<HumanDuration>,
+    /// What the mock cloud received while the step ran.
+    #[serde(default)]
+    pub requests: Vec<Located<RequestExpect>>,
+}
+
+/// One status or a set of acceptable statuses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum StatusExpect {
+    One(u16),
+    AnyOf(Vec<u16>),
+}
+
+impl<'de> Deserialize<'de> for StatusExpect {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StatusVisitor;
+        impl<'de> serde::de::Visitor<'de> for StatusVisitor {
+            type Value = StatusExpect;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an HTTP status code such as 200, or a list such as [404, 503]")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                u16::try_from(v)
+                    .map(StatusExpect::One)
+                    .map_err(|_| E::custom(format!("{v} is not an HTTP status code")))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                u64::try_from(v)
+                    .map_err(|_| E::custom(format!("{v} is not an HTTP status code")))
+                    .and_then(|v| self.visit_u64(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut codes = Vec::new();
+                while let Some(code) = seq.next_element::<u16>()? {
+                    codes.push(code);
+                }
+                Ok(StatusExpect::AnyOf(codes))
+            }
+        }
+        deserializer.deserialize_any(StatusVisitor)
+    }
+}
+
+impl StatusExpect {
+    pub fn accepts(&self, status: u16) -> bool {
+        match self {
+            StatusExpect::One(s) => *s == status,
+            StatusExpect::AnyOf(list) => list.contains(&status),
+        }
+    }
+
+    pub fn codes(&self) -> Vec<u16> {
+        match self {
+            StatusExpect::One(s) => vec![*s],
+            StatusExpect::AnyOf(list) => list.clone(),
+        }
+    }
+}
+
+/// Body checks; several may be combined.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BodyExpect {
+    /// The body equals this text exactly.
+    #[serde(default)]
+    pub equals: Option<Template>,
+    /// The body contains this text.
+    #[serde(default)]
+    pub contains: Option<Template>,
+    /// The body is JSON and contains this object as a subset.
+    #[serde(default)]
+    pub json: Option<Located<serde_json::Value>>,
+}
+
+/// Checks on a token response and the JWT inside it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TokenExpect {
+    /// Claims that must have exactly these values (`aud`, `oid`, `appid`, `tid`, `xms_mirid`, …).
+    #[serde(default)]
+    pub claims: IndexMap<String, Template>,
+    /// `exp` must lie this far in the future, within [min, max].
+    #[serde(default)]
+    pub expires_in: Option<DurationRange>,
+}
+
+/// An inclusive range of durations.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DurationRange {
+    #[serde(default)]
+    pub min: Option<HumanDuration>,
+    #[serde(default)]
+    pub max: Option<HumanDuration>,
+}
+
+/// Services of the mock cloud.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Service {
+    Imds,
+    Aad,
+    Arm,
+    Blob,
+}
+
+/// How many requests matching a filter the mock cloud received during the step.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RequestExpect {
+    pub service: Service,
+    /// Only requests served by this node's IMDS.
+    #[serde(default)]
+    pub node: Option<Name>,
+    /// Only requests for this client ID (query `client_id` or form `client_id`).
+    #[serde(default)]
+    pub client_id: Option<Template>,
+    /// Only requests whose path starts with this.
+    #[serde(default)]
+    pub path: Option<Template>,
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Exactly this many (default: at least one).
+    #[serde(default)]
+    pub count: Option<u32>,
+}

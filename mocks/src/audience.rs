@@ -1,0 +1,104 @@
+//! Which resources (token audiences) exist in the mock tenant, and which audiences a service accepts.
+
+/// App ID URIs of Azure first-party resources AAD and IMDS issue tokens for.
+const WELL_KNOWN_RESOURCES: &[&str] = &[
+    "https://management.azure.com",
+    "https://management.core.windows.net",
+    "https://storage.azure.com",
+    "e406a681-f3d4-42a8-90b6-c2b029497af1",
+    "https://vault.azure.net",
+    "https://graph.microsoft.com",
+    "https://graph.windows.net",
+    "https://database.windows.net",
+    "https://ossrdbms-aad.database.windows.net",
+    "https://servicebus.azure.net",
+    "https://eventhubs.azure.net",
+    "https://cosmos.azure.com",
+    "https://monitor.azure.com",
+    "https://api.loganalytics.io",
+    "https://cognitiveservices.azure.com",
+    "https://batch.core.windows.net",
+    "https://datalake.azure.net",
+    "https://dev.azuresynapse.net",
+    "https://digitaltwins.azure.net",
+    "https://aks.azure.com",
+    "6dae42f8-4368-4678-94ff-3960e28e3630",
+];
+
+/// Audiences Azure Storage accepts for any account.
+const STORAGE_AUDIENCES: &[&str] = &[
+    "https://storage.azure.com",
+    "e406a681-f3d4-42a8-90b6-c2b029497af1",
+];
+
+/// Audiences ARM accepts.
+const ARM_AUDIENCES: &[&str] = &[
+    "https://management.azure.com",
+    "https://management.core.windows.net",
+];
+
+/// Canonical form for audience comparison: no trailing `/`, lower case.
+fn canon(aud: &str) -> String {
+    aud.trim().trim_end_matches('/').to_ascii_lowercase()
+}
+
+/// Whether AAD/IMDS knows `resource`: well-known, a storage account endpoint, or configured.
+pub fn is_known_resource(resource: &str, account_names: &[String], extra: &[String]) -> bool {
+    let r = canon(resource);
+    WELL_KNOWN_RESOURCES.iter().any(|k| *k == r)
+        || extra.iter().any(|e| canon(e) == r)
+        || account_names
+            .iter()
+            .any(|a| r == canon(&format!("https://{a}.blob.core.windows.net")))
+}
+
+/// Whether Blob accepts `aud` for `account`.
+pub fn is_storage_audience(aud: &str, account: &str) -> bool {
+    let a = canon(aud);
+    STORAGE_AUDIENCES.contains(&a.as_str())
+        || a == canon(&format!("https://{account}.blob.core.windows.net"))
+}
+
+/// Whether ARM accepts `aud`; `own_base` is the URL the request addressed (custom clouds).
+pub fn is_arm_audience(aud: &str, own_base: Option<&str>, extra: &[String]) -> bool {
+    let a = canon(aud);
+    ARM_AUDIENCES.contains(&a.as_str())
+        || own_base.is_some_and(|b| canon(b) == a)
+        || extra.iter().any(|e| canon(e) == a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_match_with_or_without_trailing_slash() {
+        let accts = vec!["acct".to_string()];
+        assert!(is_known_resource("https://management.azure.com/", &[], &[]));
+        assert!(is_known_resource("https://storage.azure.com", &[], &[]));
+        assert!(is_known_resource(
+            "https://acct.blob.core.windows.net/",
+            &accts,
+            &[]
+        ));
+        assert!(!is_known_resource(
+            "https://other.blob.core.windows.net/",
+            &accts,
+            &[]
+        ));
+        assert!(!is_known_resource("https://evil.example/", &[], &[]));
+        assert!(is_known_resource(
+            "https://arm.mock/",
+            &[],
+            &["https://arm.mock".into()]
+        ));
+    }
+
+    #[test]
+    fn storage_audience_is_account_specific() {
+        assert!(is_storage_audience("https://storage.azure.com/", "a"));
+        assert!(is_storage_audience("https://a.blob.core.windows.net", "a"));
+        assert!(!is_storage_audience("https://b.blob.core.windows.net", "a"));
+        assert!(!is_storage_audience("https://management.azure.com/", "a"));
+    }
+}

@@ -1,0 +1,64 @@
+//! Stateful mock Azure cloud: AAD, IMDS, ARM and Blob over real HTTP(S).
+//!
+//! One [`MockCloud`] holds the model (tenant, identities, service principals, role assignments,
+//! storage accounts, machines) and serves it through four kinds of server, each on a listener the
+//! caller has already bound (possibly inside another network namespace). Every request is
+//! recorded for assertions, and fault rules can make chosen requests fail or stall.
+
+#![warn(missing_docs)]
+
+mod aad;
+mod arm;
+pub mod audience;
+mod blob;
+mod cloud;
+mod error;
+mod fault;
+mod imds;
+mod observe;
+mod record;
+mod request_parts;
+pub mod resource_id;
+mod server;
+mod spec;
+pub mod standalone;
+mod state;
+mod tls;
+pub mod token;
+
+use std::sync::Arc;
+
+use axum::Router;
+
+pub use aad::form::{TokenForm, parse_basic, parse_form};
+pub use arm::identity_patch;
+pub use blob::address::{BlobAddress, parse as parse_blob_address};
+pub use cloud::{MockCloud, MockCloudBuilder};
+pub use error::MockError;
+pub use fault::FaultRule;
+pub use imds::query::{ApiVersionCheck, ImdsQuery, Selector, check_api_version, selector};
+pub use record::{REDACTED, RecordedRequest, RequestFilter, Service};
+pub use server::{Endpoint, ServerHandle};
+pub use spec::{
+    BlobSpec, BuiltinRole, CloudSpec, Container, MachineKind, MachineRef, RoleAssignment,
+    ServicePrincipal, SpCredential, StorageAccount, SystemAssignedIdentity, UserAssignedIdentity,
+    VirtualMachine,
+};
+pub use tls::CloudTls;
+pub use token::{AccessTokenClaims, IssuedToken, TokenRequest, TokenSubject, TokenVersion};
+
+/// Builds the router for one server: the service's routes wrapped in fault injection and recording.
+pub(crate) fn router_for(ctx: Arc<server::ServerCtx>) -> Router {
+    let routes = match ctx.service {
+        Service::Aad => aad::router(),
+        Service::Imds => imds::router(),
+        Service::Arm => arm::router(),
+        Service::Blob => blob::router(),
+    };
+    routes
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            observe::observe,
+        ))
+        .with_state(ctx)
+}

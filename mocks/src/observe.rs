@@ -1,0 +1,147 @@
+//! Middleware around every service: applies fault rules and records each request.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::cloud::lock;
+use crate::fault::FaultRule;
+use crate::record::{RecordedRequest, Service, redact_header, redact_param};
+use crate::server::ServerCtx;
+
+/// What a handler learned about the caller, attached to its response for the log.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RequestNote {
+    pub client_id: Option<String>,
+    pub resource: Option<String>,
+}
+
+/// Attaches a note to a response.
+pub(crate) fn with_note(mut resp: Response, note: RequestNote) -> Response {
+    resp.extensions_mut().insert(note);
+    resp
+}
+
+fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Query string split into pairs, percent-decoded (lossy, never fails).
+pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// Applies the first matching fault rule, runs the handler, and records the exchange.
+pub(crate) async fn observe(
+    State(ctx): State<Arc<ServerCtx>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let seq = ctx
+        .cloud
+        .inner
+        .seq
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let at = now_millis();
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let raw_query = query_pairs(req.uri().query());
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            let v = String::from_utf8_lossy(v.as_bytes());
+            (k.as_str().to_string(), redact_header(k.as_str(), &v))
+        })
+        .collect();
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()));
+    let fault = lock(&ctx.cloud.inner.faults).take(ctx.service, &ctx.label, &method, &path);
+    let mut faulted = false;
+    let mut resp = match fault {
+        Some(rule) => {
+            if let Some(latency) = rule.latency {
+                tokio::time::sleep(latency).await;
+            }
+            match rule.status {
+                Some(status) => {
+                    faulted = true;
+                    fault_response(&rule, status)
+                }
+                None => next.run(req).await,
+            }
+        }
+        None => next.run(req).await,
+    };
+    let mut note = resp
+        .extensions_mut()
+        .remove::<RequestNote>()
+        .unwrap_or_default();
+    if ctx.service == Service::Imds && note.client_id.is_none() && note.resource.is_none() {
+        let get = |k: &str| {
+            raw_query
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+        };
+        note.client_id = get("client_id");
+        note.resource = get("resource");
+    }
+    let status = resp.status().as_u16();
+    tracing::info!(
+        service = %ctx.service, label = %ctx.label, %method, %path, status, faulted,
+        "request served"
+    );
+    ctx.cloud.record(RecordedRequest {
+        seq,
+        at,
+        service: ctx.service,
+        label: ctx.label.clone(),
+        method,
+        path,
+        query: raw_query
+            .iter()
+            .map(|(k, v)| (k.clone(), redact_param(k, v)))
+            .collect(),
+        headers,
+        host,
+        source: peer,
+        status,
+        client_id: note.client_id,
+        resource: note.resource,
+        faulted,
+    });
+    resp
+}
+
+fn fault_response(rule: &FaultRule, status: u16) -> Response {
+    let mut resp = Response::new(Body::from(rule.body.clone().unwrap_or_default()));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let ct = rule.content_type.as_deref().unwrap_or("application/json");
+    if let Ok(v) = HeaderValue::from_str(ct) {
+        resp.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    if let Some(ra) = rule
+        .retry_after
+        .as_deref()
+        .and_then(|r| HeaderValue::from_str(r).ok())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, ra);
+    }
+    resp
+}

@@ -1,0 +1,212 @@
+//! Serving one endpoint on a caller-bound listener: accept loop, optional TLS, shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use crate::cloud::{MockCloud, lock};
+use crate::error::MockError;
+use crate::record::Service;
+use crate::spec::MachineRef;
+
+/// Which service a listener serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// AAD token service and discovery (HTTPS).
+    Aad,
+    /// Azure Resource Manager (HTTPS).
+    Arm,
+    /// Blob storage, all accounts (HTTPS).
+    Blob,
+    /// IMDS for one machine (plain HTTP), recorded under `label`.
+    Imds {
+        /// The VM or scale-set instance this IMDS speaks for.
+        machine: MachineRef,
+        /// Label in the request log (e.g. the node name).
+        label: String,
+    },
+}
+
+impl Endpoint {
+    /// The service behind the endpoint.
+    pub fn service(&self) -> Service {
+        match self {
+            Self::Aad => Service::Aad,
+            Self::Arm => Service::Arm,
+            Self::Blob => Service::Blob,
+            Self::Imds { .. } => Service::Imds,
+        }
+    }
+
+    /// Whether the endpoint speaks HTTPS.
+    pub fn is_tls(&self) -> bool {
+        !matches!(self, Self::Imds { .. })
+    }
+}
+
+/// Per-server context handed to every handler.
+pub(crate) struct ServerCtx {
+    pub cloud: MockCloud,
+    pub service: Service,
+    pub label: String,
+    pub machine: Option<MachineRef>,
+    pub local_addr: SocketAddr,
+}
+
+/// A running server; dropping it stops the server.
+#[derive(Debug)]
+pub struct ServerHandle {
+    addr: SocketAddr,
+    tls: bool,
+    cancel: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// Address the server accepts on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `https://ADDR` or `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!(
+            "{}://{}",
+            if self.tls { "https" } else { "http" },
+            self.addr
+        )
+    }
+
+    /// Stops accepting, closes open connections and waits for the server task to end.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Starts serving `endpoint` on `listener` (already bound by the caller; never binds itself).
+pub(crate) async fn serve(
+    cloud: MockCloud,
+    endpoint: Endpoint,
+    listener: std::net::TcpListener,
+) -> Result<ServerHandle, MockError> {
+    let name = match &endpoint {
+        Endpoint::Imds { label, .. } => format!("imds[{label}]"),
+        other => other.service().as_str().to_string(),
+    };
+    let io_err = |addr: Option<SocketAddr>, source| MockError::Listener {
+        endpoint: name.clone(),
+        addr,
+        source,
+    };
+    let addr = listener.local_addr().map_err(|e| io_err(None, e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| io_err(Some(addr), e))?;
+    let listener =
+        tokio::net::TcpListener::from_std(listener).map_err(|e| io_err(Some(addr), e))?;
+    let (label, machine) = match &endpoint {
+        Endpoint::Imds { machine, label } => {
+            if lock(&cloud.inner.state).machine_index(machine).is_none() {
+                return Err(MockError::NotFound {
+                    kind: "machine",
+                    id: machine.to_string(),
+                });
+            }
+            (label.clone(), Some(machine.clone()))
+        }
+        other => (other.service().as_str().to_string(), None),
+    };
+    let tls = endpoint
+        .is_tls()
+        .then(|| TlsAcceptor::from(cloud.tls().server_config()));
+    let ctx = Arc::new(ServerCtx {
+        cloud,
+        service: endpoint.service(),
+        label,
+        machine,
+        local_addr: addr,
+    });
+    let router = crate::router_for(ctx);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(accept_loop(listener, router, tls.clone(), cancel.clone()));
+    tracing::info!(endpoint = %name, %addr, "mock server listening");
+    Ok(ServerHandle {
+        addr,
+        tls: tls.is_some(),
+        cancel,
+        task: Some(task),
+    })
+}
+
+/// Accepts connections until cancelled, then aborts the open ones.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    tls: Option<TlsAcceptor>,
+    cancel: CancellationToken,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    conns.spawn(serve_connection(stream, peer, router.clone(), tls.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    conns.abort_all();
+}
+
+/// Serves one connection (HTTP/1.1 or h2, TLS if configured), tagging requests with the peer.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    tls: Option<TlsAcceptor>,
+) {
+    let svc = router.map_request(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        req
+    });
+    let svc = TowerToHyperService::new(svc);
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let result = match tls {
+        Some(acceptor) => match acceptor.accept(stream).await {
+            Ok(s) => builder.serve_connection(TokioIo::new(s), svc).await,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+        },
+        None => builder.serve_connection(TokioIo::new(stream), svc).await,
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended with error");
+    }
+}

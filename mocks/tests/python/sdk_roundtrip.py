@@ -1,0 +1,61 @@
+"""Drive the podid mock cloud with the real Azure SDK for Python, unchanged.
+
+Configuration comes from environment variables set by the Rust test (see tests/python_sdk.rs).
+Exit code 0 means every check passed; any failure raises.
+"""
+
+import os
+import sys
+
+try:
+    from azure.identity import ClientSecretCredential, ManagedIdentityCredential
+    from azure.storage.blob import BlobServiceClient
+except ImportError as exc:  # pragma: no cover - reported to the Rust test
+    print(f"missing Python packages ({exc}); install mocks/tests/python/requirements.txt", file=sys.stderr)
+    sys.exit(3)
+
+
+def env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise SystemExit(f"environment variable {name} is required")
+    return value
+
+
+def main() -> None:
+    tenant = env("MOCK_TENANT")
+    blob_url = env("MOCK_BLOB_ACCOUNT_URL")
+    container = env("MOCK_CONTAINER")
+    blob = env("MOCK_BLOB")
+    expected = env("MOCK_BLOB_TEXT")
+
+    # Service principal with a secret, authority pointing at the mock AAD.
+    sp = ClientSecretCredential(
+        tenant,
+        env("MOCK_SP_CLIENT"),
+        env("MOCK_SP_SECRET"),
+        authority=env("MOCK_AAD"),
+        disable_instance_discovery=True,
+    )
+    service = BlobServiceClient(account_url=blob_url, credential=sp)
+    data = service.get_blob_client(container, blob).download_blob().readall().decode()
+    assert data == expected, f"SP read {data!r}, expected {expected!r}"
+    names = [b.name for b in service.get_container_client(container).list_blobs()]
+    assert blob in names, f"{blob} not listed in {names}"
+    print(f"sp: read {blob} and listed {len(names)} blob(s)")
+
+    # Managed identity through the mock IMDS (AZURE_POD_IDENTITY_AUTHORITY_HOST is set).
+    mi = ManagedIdentityCredential(client_id=env("MOCK_MI_CLIENT"))
+    token = mi.get_token("https://storage.azure.com/.default")
+    assert token.token and token.expires_on > 0
+    mi_service = BlobServiceClient(account_url=blob_url, credential=mi)
+    written = env("MOCK_UPLOAD_TEXT")
+    mi_service.get_blob_client(container, env("MOCK_UPLOAD_BLOB")).upload_blob(written.encode(), overwrite=True)
+    back = mi_service.get_blob_client(container, env("MOCK_UPLOAD_BLOB")).download_blob().readall().decode()
+    assert back == written, f"MI read back {back!r}"
+    print("mi: uploaded and read back a blob")
+    print("OK")
+
+
+if __name__ == "__main__":
+    main()
