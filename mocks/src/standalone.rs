@@ -121,4 +121,3 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     }
     Ok(())
 }
-

@@ -106,9 +106,19 @@ pub struct CleanReport {
 /// Cleans up after dead runs: kills their recorded processes, removes `podid-*` namespaces and
 /// `/etc/netns/podid-*` directories that no live run owns, and deletes their state files.
 pub fn clean_leftovers() -> Result<CleanReport, LocalError> {
+    clean_where(|state| !state.owner.is_alive())
+}
+
+/// Tears down one run from its state file, even while its owner lives: what a signal handler
+/// calls when the async teardown cannot run (Ctrl-C in a test harness).
+pub fn clean_run(run_id: &str) -> Result<CleanReport, LocalError> {
+    clean_where(|state| state.run_id == run_id)
+}
+
+fn clean_where(doomed: impl Fn(&RunState) -> bool) -> Result<CleanReport, LocalError> {
     let mut report = CleanReport::default();
     for state in RunState::load_all() {
-        if state.owner.is_alive() {
+        if !doomed(&state) {
             report.live_runs.push(state.run_id.clone());
             continue;
         }

@@ -1,7 +1,7 @@
-//! The local cluster against real binaries (root, and `PODID_BIN_DIR` + `PODID_CRDS` naming
-//! etcd, kube-apiserver, nmi and the CRD manifest; skipped with a message otherwise).
+//! The local cluster against the real binaries from the toolchain cache (built on first use).
+//! Needs root; fails with the reason when it cannot run, unless `PODID_SKIP_E2E=1` marks it
+//! ignored (the same opt-out as the end-to-end suite).
 
-use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
@@ -10,28 +10,45 @@ use podid_local::{
 };
 use podid_netns::NetNamespace;
 
-fn binaries() -> Option<Binaries> {
+fn binaries() -> Result<Binaries, String> {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: the local cluster needs root");
-        return None;
+        return Err("the local cluster needs root (network namespaces, iptables)".into());
     }
-    let (Ok(dir), Ok(crds)) = (std::env::var("PODID_BIN_DIR"), std::env::var("PODID_CRDS")) else {
-        eprintln!("skipped: set PODID_BIN_DIR and PODID_CRDS to run against real binaries");
-        return None;
-    };
-    let dir = PathBuf::from(dir);
-    Some(Binaries {
-        etcd: dir.join("etcd"),
-        kube_apiserver: dir.join("kube-apiserver"),
-        nmi: dir.join("nmi"),
+    let tc = podid_toolchain::ensure(
+        &podid_toolchain::ToolchainConfig::from_env(),
+        &podid_toolchain::LogObserver,
+    )
+    .map_err(|e| format!("building the toolchain: {e}"))?;
+    Ok(Binaries {
+        etcd: tc.etcd,
+        kube_apiserver: tc.kube_apiserver,
+        nmi: tc.nmi,
         mic: None,
-        crds: PathBuf::from(crds),
+        crds: tc.crds,
     })
 }
 
-#[tokio::test]
-async fn pods_nmi_restart_and_shutdown_leave_nothing_behind() {
-    let Some(binaries) = binaries() else { return };
+fn main() -> std::process::ExitCode {
+    let args = libtest_mimic::Arguments::from_args();
+    let skip = std::env::var("PODID_SKIP_E2E").is_ok_and(|v| !v.is_empty() && v != "0");
+    if skip {
+        eprintln!("PODID_SKIP_E2E is set: the real-binary cluster test is ignored on this machine");
+    }
+    let trial =
+        libtest_mimic::Trial::test("pods_nmi_restart_and_shutdown_leave_nothing_behind", || {
+            let binaries = binaries().map_err(libtest_mimic::Failed::from)?;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| libtest_mimic::Failed::from(e.to_string()))?
+                .block_on(pods_nmi_restart_and_shutdown_leave_nothing_behind(binaries));
+            Ok(())
+        })
+        .with_ignored_flag(skip);
+    libtest_mimic::run(&args, vec![trial]).exit_code()
+}
+
+async fn pods_nmi_restart_and_shutdown_leave_nothing_behind(binaries: Binaries) {
     let run_id = generate_run_id();
     let work_dir = std::env::temp_dir().join(format!("podid-test-{run_id}"));
     let cluster = LocalCluster::start(LocalClusterConfig {

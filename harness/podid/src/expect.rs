@@ -23,7 +23,12 @@ pub struct Observed<'a> {
     pub cloud: &'a MockCloud,
 }
 
-fn failure(expectation: &str, expected: impl Into<String>, actual: impl Into<String>, message: impl Into<String>) -> Failure {
+fn failure(
+    expectation: &str,
+    expected: impl Into<String>,
+    actual: impl Into<String>,
+    message: impl Into<String>,
+) -> Failure {
     Failure {
         expectation: expectation.to_string(),
         expected: expected.into(),
@@ -32,7 +37,12 @@ fn failure(expectation: &str, expected: impl Into<String>, actual: impl Into<Str
     }
 }
 
-fn render(t: &str, resolver: &dyn Resolve, failures: &mut Vec<Failure>, what: &str) -> Option<String> {
+fn render(
+    t: &str,
+    resolver: &dyn Resolve,
+    failures: &mut Vec<Failure>,
+    what: &str,
+) -> Option<String> {
     match reference::render(t, resolver) {
         Ok(v) => Some(v),
         Err(e) => {
@@ -72,7 +82,12 @@ pub fn check(expect: &Expect, observed: &Observed, resolver: &dyn Resolve) -> Ve
                     .and_then(|r| r.error.clone())
                     .or_else(|| observed.missing_reason.clone())
                     .unwrap_or_else(|| "no response".to_string());
-                failures.push(failure("response", "an HTTP response", why.clone(), format!("no response to check: {why}")));
+                failures.push(failure(
+                    "response",
+                    "an HTTP response",
+                    why.clone(),
+                    format!("no response to check: {why}"),
+                ));
             }
             None
         }
@@ -98,47 +113,106 @@ pub fn check(expect: &Expect, observed: &Observed, resolver: &dyn Resolve) -> Ve
             }
         }
         for (name, value) in &expect.headers {
-            let Some(want) = render(value, resolver, &mut failures, "headers") else { continue };
+            let Some(want) = render(value, resolver, &mut failures, "headers") else {
+                continue;
+            };
             match r.header(name) {
                 Some(got) if got == want => {}
-                Some(got) => failures.push(failure(&format!("headers.{name}"), want.clone(), got, format!("header {name} is `{got}`, expected `{want}`"))),
-                None => failures.push(failure(&format!("headers.{name}"), want, "(absent)", format!("header {name} is missing"))),
+                Some(got) => failures.push(failure(
+                    &format!("headers.{name}"),
+                    want.clone(),
+                    got,
+                    format!("header {name} is `{got}`, expected `{want}`"),
+                )),
+                None => failures.push(failure(
+                    &format!("headers.{name}"),
+                    want,
+                    "(absent)",
+                    format!("header {name} is missing"),
+                )),
             }
         }
         for name in &expect.absent_headers {
             if let Some(got) = r.header(name) {
-                failures.push(failure(&format!("headers.{name}"), "(absent)", got, format!("header {name} is present")));
+                failures.push(failure(
+                    &format!("headers.{name}"),
+                    "(absent)",
+                    got,
+                    format!("header {name} is present"),
+                ));
             }
         }
         if let Some(body) = &expect.body {
-            if let Some(want) = body.equals.as_ref().and_then(|t| render(t, resolver, &mut failures, "body.equals")) {
+            if let Some(want) = body
+                .equals
+                .as_ref()
+                .and_then(|t| render(t, resolver, &mut failures, "body.equals"))
+            {
                 if r.body != want {
-                    failures.push(failure("body.equals", format!("{want:?}"), format!("{:?}", show_body(&r.body)), "body differs"));
+                    failures.push(failure(
+                        "body.equals",
+                        format!("{want:?}"),
+                        format!("{:?}", show_body(&r.body)),
+                        "body differs",
+                    ));
                 }
             }
-            if let Some(want) = body.contains.as_ref().and_then(|t| render(t, resolver, &mut failures, "body.contains")) {
+            if let Some(want) = body
+                .contains
+                .as_ref()
+                .and_then(|t| render(t, resolver, &mut failures, "body.contains"))
+            {
                 if !r.body.contains(&want) {
-                    failures.push(failure("body.contains", format!("{want:?}"), format!("{:?}", show_body(&r.body)), "body does not contain the text"));
+                    failures.push(failure(
+                        "body.contains",
+                        format!("{want:?}"),
+                        format!("{:?}", show_body(&r.body)),
+                        "body does not contain the text",
+                    ));
                 }
             }
             if let Some(json) = &body.json {
                 match reference::render_json(&json.value, resolver) {
-                    Err(e) => failures.push(failure("body.json", json.value.to_string(), "", format!("cannot resolve: {e}"))),
+                    Err(e) => failures.push(failure(
+                        "body.json",
+                        json.value.to_string(),
+                        "",
+                        format!("cannot resolve: {e}"),
+                    )),
                     Ok(want) => match serde_json::from_str::<Value>(&r.body) {
-                        Err(e) => failures.push(failure("body.json", want.to_string(), show_body(&r.body), format!("body is not JSON: {e}"))),
+                        Err(e) => failures.push(failure(
+                            "body.json",
+                            want.to_string(),
+                            show_body(&r.body),
+                            format!("body is not JSON: {e}"),
+                        )),
                         Ok(got) => {
                             if let Some(path) = subset_mismatch(&want, &got, "") {
-                                failures.push(failure("body.json", want.to_string(), got.to_string(), format!("body differs at `{path}`")));
+                                failures.push(failure(
+                                    "body.json",
+                                    want.to_string(),
+                                    got.to_string(),
+                                    format!("body differs at `{path}`"),
+                                ));
                             }
                         }
                     },
                 }
             }
         }
-        if let Some(code) = expect.error_code.as_ref().and_then(|t| render(t, resolver, &mut failures, "errorCode")) {
+        if let Some(code) = expect
+            .error_code
+            .as_ref()
+            .and_then(|t| render(t, resolver, &mut failures, "errorCode"))
+        {
             let got = r.header("x-ms-error-code").unwrap_or("(none)");
             if got != code {
-                failures.push(failure("errorCode", code.clone(), got, format!("x-ms-error-code is `{got}`, expected `{code}`")));
+                failures.push(failure(
+                    "errorCode",
+                    code.clone(),
+                    got,
+                    format!("x-ms-error-code is `{got}`, expected `{code}`"),
+                ));
             }
         }
         if let Some(token) = &expect.token {
@@ -148,7 +222,12 @@ pub fn check(expect: &Expect, observed: &Observed, resolver: &dyn Resolve) -> Ve
 
     if let Some(max) = expect.max_latency {
         if observed.elapsed > max.0 {
-            failures.push(failure("maxLatency", max.to_string(), format!("{}ms", observed.elapsed.as_millis()), "the step took too long"));
+            failures.push(failure(
+                "maxLatency",
+                max.to_string(),
+                format!("{}ms", observed.elapsed.as_millis()),
+                "the step took too long",
+            ));
         }
     }
 
@@ -168,44 +247,91 @@ fn check_token(
     let body: Value = match serde_json::from_str(&r.body) {
         Ok(v) => v,
         Err(e) => {
-            failures.push(failure("token", "a JSON token response", show_body(&r.body), format!("the answer is not JSON: {e}")));
+            failures.push(failure(
+                "token",
+                "a JSON token response",
+                show_body(&r.body),
+                format!("the answer is not JSON: {e}"),
+            ));
             return;
         }
     };
     let Some(obj) = body.as_object() else {
-        failures.push(failure("token", "a JSON object", show_body(&r.body), "the answer is not a JSON object"));
+        failures.push(failure(
+            "token",
+            "a JSON object",
+            show_body(&r.body),
+            "the answer is not a JSON object",
+        ));
         return;
     };
     for (k, v) in obj {
         if !v.is_string() {
-            failures.push(failure(&format!("token.{k}"), "a string", v.to_string(), format!("field `{k}` is not a string (NMI and IMDS send every field as a string)")));
+            failures.push(failure(
+                &format!("token.{k}"),
+                "a string",
+                v.to_string(),
+                format!("field `{k}` is not a string (NMI and IMDS send every field as a string)"),
+            ));
         }
     }
     for field in ["access_token", "expires_on", "resource", "token_type"] {
         if !obj.contains_key(field) {
-            failures.push(failure(&format!("token.{field}"), "present", "(absent)", format!("field `{field}` is missing")));
+            failures.push(failure(
+                &format!("token.{field}"),
+                "present",
+                "(absent)",
+                format!("field `{field}` is missing"),
+            ));
         }
     }
-    let Some(access_token) = obj.get("access_token").and_then(|v| v.as_str()) else { return };
+    let Some(access_token) = obj.get("access_token").and_then(|v| v.as_str()) else {
+        return;
+    };
     let claims = match jwt::verify(access_token, &cloud.jwks()) {
         Ok(c) => c,
         Err(e) => {
-            failures.push(failure("token.access_token", "a JWT signed by the cloud's key", "[REDACTED-JWT]", e));
+            failures.push(failure(
+                "token.access_token",
+                "a JWT signed by the cloud's key",
+                "[REDACTED-JWT]",
+                e,
+            ));
             return;
         }
     };
     for (name, value) in &token.claims {
-        let Some(want) = render(value, resolver, failures, &format!("token.claims.{name}")) else { continue };
+        let Some(want) = render(value, resolver, failures, &format!("token.claims.{name}")) else {
+            continue;
+        };
         match claims.get(name) {
             Some(Value::String(got)) if *got == want => {}
-            Some(got) => failures.push(failure(&format!("token.claims.{name}"), want.clone(), got.to_string(), format!("claim `{name}` differs"))),
-            None => failures.push(failure(&format!("token.claims.{name}"), want, "(absent)", format!("claim `{name}` is missing"))),
+            Some(got) => failures.push(failure(
+                &format!("token.claims.{name}"),
+                want.clone(),
+                got.to_string(),
+                format!("claim `{name}` differs"),
+            )),
+            None => failures.push(failure(
+                &format!("token.claims.{name}"),
+                want,
+                "(absent)",
+                format!("claim `{name}` is missing"),
+            )),
         }
     }
     if let Some(range) = &token.expires_in {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs() as i64;
         match claims.get("exp").and_then(|e| e.as_i64()) {
-            None => failures.push(failure("token.expiresIn", "an exp claim", "(absent)", "the token has no exp")),
+            None => failures.push(failure(
+                "token.expiresIn",
+                "an exp claim",
+                "(absent)",
+                "the token has no exp",
+            )),
             Some(exp) => {
                 let left = exp - now;
                 let min = range.min.map(|d| d.0.as_secs() as i64);
@@ -213,18 +339,37 @@ fn check_token(
                 if min.is_some_and(|m| left < m) || max.is_some_and(|m| left > m) {
                     let want = format!(
                         "between {} and {}",
-                        range.min.map(|d| d.to_string()).unwrap_or_else(|| "now".into()),
-                        range.max.map(|d| d.to_string()).unwrap_or_else(|| "any time".into())
+                        range
+                            .min
+                            .map(|d| d.to_string())
+                            .unwrap_or_else(|| "now".into()),
+                        range
+                            .max
+                            .map(|d| d.to_string())
+                            .unwrap_or_else(|| "any time".into())
                     );
-                    failures.push(failure("token.expiresIn", want, format!("{left}s"), "the token expires outside the expected window"));
+                    failures.push(failure(
+                        "token.expiresIn",
+                        want,
+                        format!("{left}s"),
+                        "the token expires outside the expected window",
+                    ));
                 }
             }
         }
     }
     if let Some(expires_on) = obj.get("expires_on").and_then(|v| v.as_str()) {
-        if let (Ok(on), Some(exp)) = (expires_on.parse::<i64>(), claims.get("exp").and_then(|e| e.as_i64())) {
+        if let (Ok(on), Some(exp)) = (
+            expires_on.parse::<i64>(),
+            claims.get("exp").and_then(|e| e.as_i64()),
+        ) {
             if on != exp {
-                failures.push(failure("token.expires_on", exp.to_string(), on.to_string(), "expires_on does not match the JWT's exp"));
+                failures.push(failure(
+                    "token.expires_on",
+                    exp.to_string(),
+                    on.to_string(),
+                    "expires_on does not match the JWT's exp",
+                ));
             }
         }
     }
@@ -254,7 +399,11 @@ fn check_requests(
     if let Some(p) = &req.path {
         filter.path_prefix = render(p, resolver, failures, "requests.path");
     }
-    let matching: Vec<&RecordedRequest> = observed.requests.iter().filter(|r| filter.matches(r)).collect();
+    let matching: Vec<&RecordedRequest> = observed
+        .requests
+        .iter()
+        .filter(|r| filter.matches(r))
+        .collect();
     let describe = describe_filter(req, &filter);
     let ok = match req.count {
         Some(n) => matching.len() == n as usize,
@@ -267,13 +416,26 @@ fn check_requests(
         };
         let seen: Vec<String> = matching
             .iter()
-            .map(|r| format!("{} {} {}{} -> {}", r.label, r.method, r.path, client_note(r), r.status))
+            .map(|r| {
+                format!(
+                    "{} {} {}{} -> {}",
+                    r.label,
+                    r.method,
+                    r.path,
+                    client_note(r),
+                    r.status
+                )
+            })
             .collect();
         failures.push(failure(
             &format!("requests.{}", service.as_str()),
             want,
             format!("{} matching: [{}]", matching.len(), seen.join(", ")),
-            format!("the mock {} received {} matching request(s)", service.as_str(), matching.len()),
+            format!(
+                "the mock {} received {} matching request(s)",
+                service.as_str(),
+                matching.len()
+            ),
         ));
     }
 }
@@ -323,7 +485,11 @@ pub fn subset_mismatch(want: &Value, got: &Value, path: &str) -> Option<String> 
     match (want, got) {
         (Value::Object(w), Value::Object(g)) => {
             for (k, wv) in w {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match g.get(k) {
                     None => return Some(p),
                     Some(gv) => {
@@ -336,7 +502,11 @@ pub fn subset_mismatch(want: &Value, got: &Value, path: &str) -> Option<String> 
             None
         }
         (w, g) if w == g => None,
-        _ => Some(if path.is_empty() { "(root)".into() } else { path.into() }),
+        _ => Some(if path.is_empty() {
+            "(root)".into()
+        } else {
+            path.into()
+        }),
     }
 }
 
@@ -349,7 +519,13 @@ mod tests {
     fn json_subset() {
         let got = json!({"a": 1, "b": {"c": "x", "d": 2}});
         assert_eq!(subset_mismatch(&json!({"b": {"c": "x"}}), &got, ""), None);
-        assert_eq!(subset_mismatch(&json!({"b": {"c": "y"}}), &got, ""), Some("b.c".into()));
-        assert_eq!(subset_mismatch(&json!({"z": 1}), &got, ""), Some("z".into()));
+        assert_eq!(
+            subset_mismatch(&json!({"b": {"c": "y"}}), &got, ""),
+            Some("b.c".into())
+        );
+        assert_eq!(
+            subset_mismatch(&json!({"z": 1}), &got, ""),
+            Some("z".into())
+        );
     }
 }

@@ -85,12 +85,12 @@ impl ScenarioInstance {
             .cluster
             .namespaces
             .iter()
-            .chain(scenario.steps.iter().flat_map(|s| {
-                s.value
-                    .apply
+            .chain(
+                scenario
+                    .steps
                     .iter()
-                    .flat_map(|a| a.namespaces.iter())
-            }))
+                    .flat_map(|s| s.value.apply.iter().flat_map(|a| a.namespaces.iter())),
+            )
             .map(|n| (n.value.clone(), format!("{}-{suffix}", n.value)))
             .collect();
         let identities = scenario
@@ -104,7 +104,11 @@ impl ScenarioInstance {
                     .clone()
                     .unwrap_or_else(|| IDENTITY_RESOURCE_GROUP.to_string());
                 let values = IdentityValues {
-                    resource_id: resource_id::user_assigned_identity(subscription_id, &rg, &real_name),
+                    resource_id: resource_id::user_assigned_identity(
+                        subscription_id,
+                        &rg,
+                        &real_name,
+                    ),
                     name: real_name,
                     client_id: decl
                         .client_id
@@ -128,8 +132,16 @@ impl ScenarioInstance {
                 (
                     name.value.clone(),
                     ServicePrincipalValues {
-                        client_id: decl.client_id.as_ref().map(|v| v.value.clone()).unwrap_or_else(guid),
-                        object_id: decl.object_id.as_ref().map(|v| v.value.clone()).unwrap_or_else(guid),
+                        client_id: decl
+                            .client_id
+                            .as_ref()
+                            .map(|v| v.value.clone())
+                            .unwrap_or_else(guid),
+                        object_id: decl
+                            .object_id
+                            .as_ref()
+                            .map(|v| v.value.clone())
+                            .unwrap_or_else(guid),
                     },
                 )
             })
@@ -174,7 +186,11 @@ impl ScenarioInstance {
     }
 
     /// What the mock cloud must hold for this scenario (identities, principals, storage, roles).
-    pub fn cloud_spec(&self, scenario: &Scenario, service_principal_certs: &HashMap<String, String>) -> CloudSpec {
+    pub fn cloud_spec(
+        &self,
+        scenario: &Scenario,
+        service_principal_certs: &HashMap<String, String>,
+    ) -> CloudSpec {
         let cloud = &scenario.cloud;
         let mut spec = CloudSpec {
             tenant_id: self.tenant_id.clone(),
@@ -254,7 +270,11 @@ impl ScenarioInstance {
                     account,
                     c,
                 ),
-                None => resource_id::storage_account(&self.subscription_id, STORAGE_RESOURCE_GROUP, account),
+                None => resource_id::storage_account(
+                    &self.subscription_id,
+                    STORAGE_RESOURCE_GROUP,
+                    account,
+                ),
             };
             spec.role_assignments.push(RoleAssignment {
                 principal_id,

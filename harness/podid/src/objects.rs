@@ -70,7 +70,11 @@ pub fn objects_of(cluster: &Cluster, inst: &ScenarioInstance) -> Result<Vec<Valu
     for (name, ai) in &cluster.azure_identities {
         let ns = inst.namespace_for(ai.namespace.as_ref().map(|n| n.as_str()));
         let mut spec = serde_json::Map::new();
-        if let Some(id) = ai.identity.as_ref().and_then(|i| inst.identities.get(i.as_str())) {
+        if let Some(id) = ai
+            .identity
+            .as_ref()
+            .and_then(|i| inst.identities.get(i.as_str()))
+        {
             spec.insert("type".into(), json!(0));
             spec.insert("clientID".into(), json!(id.client_id));
             spec.insert("resourceID".into(), json!(id.resource_id));
@@ -170,14 +174,27 @@ fn gvk_of_value(value: &Value) -> Result<GroupVersionKind, String> {
 /// Creates or updates an object (server-side apply).
 pub async fn apply(client: &kube::Client, value: &Value) -> Result<(), String> {
     let gvk = gvk_of_value(value)?;
-    let name = value["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let name = value["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let namespace = value["metadata"]["namespace"].as_str().map(String::from);
     let (resource, caps) = resolve(client, &gvk).await?;
     let api = api_for(client, &resource, &caps, namespace.as_deref());
-    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(value))
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("applying {} {}: {e}", gvk.kind, qualified(namespace.as_deref(), &name)))
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(value),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| {
+        format!(
+            "applying {} {}: {e}",
+            gvk.kind,
+            qualified(namespace.as_deref(), &name)
+        )
+    })
 }
 
 fn qualified(namespace: Option<&str>, name: &str) -> String {
@@ -197,12 +214,21 @@ pub async fn delete(
 ) -> Result<bool, String> {
     let gvk = gvk_of(kind);
     let (resource, caps) = resolve(client, &gvk).await?;
-    let api = api_for(client, &resource, &caps, kind.is_namespaced().then_some(namespace));
+    let api = api_for(
+        client,
+        &resource,
+        &caps,
+        kind.is_namespaced().then_some(namespace),
+    );
     let params = DeleteParams::background().grace_period(0);
     match api.delete(name, &params).await {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
-        Err(e) => Err(format!("deleting {:?} {}: {e}", kind, qualified(Some(namespace), name))),
+        Err(e) => Err(format!(
+            "deleting {:?} {}: {e}",
+            kind,
+            qualified(Some(namespace), name)
+        )),
     }
 }
 
@@ -216,11 +242,22 @@ pub async fn merge_patch(
 ) -> Result<(), String> {
     let gvk = gvk_of(kind);
     let (resource, caps) = resolve(client, &gvk).await?;
-    let api = api_for(client, &resource, &caps, kind.is_namespaced().then_some(namespace));
+    let api = api_for(
+        client,
+        &resource,
+        &caps,
+        kind.is_namespaced().then_some(namespace),
+    );
     api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
         .await
         .map(|_| ())
-        .map_err(|e| format!("patching {:?} {}: {e}", kind, qualified(Some(namespace), name)))
+        .map_err(|e| {
+            format!(
+                "patching {:?} {}: {e}",
+                kind,
+                qualified(Some(namespace), name)
+            )
+        })
 }
 
 /// Whether an object exists now.
@@ -232,11 +269,19 @@ pub async fn exists(
 ) -> Result<bool, String> {
     let gvk = gvk_of(kind);
     let (resource, caps) = resolve(client, &gvk).await?;
-    let api = api_for(client, &resource, &caps, kind.is_namespaced().then_some(namespace));
-    api.get_opt(name)
-        .await
-        .map(|o| o.is_some())
-        .map_err(|e| format!("reading {:?} {}: {e}", kind, qualified(Some(namespace), name)))
+    let api = api_for(
+        client,
+        &resource,
+        &caps,
+        kind.is_namespaced().then_some(namespace),
+    );
+    api.get_opt(name).await.map(|o| o.is_some()).map_err(|e| {
+        format!(
+            "reading {:?} {}: {e}",
+            kind,
+            qualified(Some(namespace), name)
+        )
+    })
 }
 
 /// Every object of these kinds in a namespace, as JSON (managedFields dropped), for diagnostics.
@@ -249,7 +294,9 @@ pub async fn dump_namespace(client: &kube::Client, namespace: &str) -> Value {
         ObjectKind::AzurePodIdentityException,
     ] {
         let gvk = gvk_of(kind);
-        let Ok((resource, caps)) = resolve(client, &gvk).await else { continue };
+        let Ok((resource, caps)) = resolve(client, &gvk).await else {
+            continue;
+        };
         let api = api_for(client, &resource, &caps, Some(namespace));
         if let Ok(list) = api.list(&Default::default()).await {
             for mut obj in list.items {

@@ -84,7 +84,8 @@ pub async fn start_local(
         )));
     }
     let started = Instant::now();
-    let toolchain = tokio::task::block_in_place(|| podid_toolchain::ensure(&options.toolchain, observer))?;
+    let toolchain =
+        tokio::task::block_in_place(|| podid_toolchain::ensure(&options.toolchain, observer))?;
     let toolchain_time = started.elapsed();
     let run_id = podid_local::generate_run_id();
     let run_dir = options.output_dir.join("runs").join(&run_id);
@@ -101,7 +102,10 @@ pub async fn start_local(
         provider: started.elapsed(),
         cluster: Some(provider.timings()),
     };
-    Ok((Environment::new(provider, run_id, run_dir.join("artifacts")), figures))
+    Ok((
+        Environment::new(provider, run_id, run_dir.join("artifacts")),
+        figures,
+    ))
 }
 
 /// `target/podid` under the given workspace root.

@@ -11,7 +11,10 @@ use crate::request::{TokenQuery, exchange, metadata_client, storage_client, toke
 pub const STORAGE_API_VERSION: &str = "2021-08-06";
 
 #[derive(Debug, Parser)]
-#[command(name = "podid-probe", about = "Asks IMDS for a token from inside a pod, as Azure SDKs do, and optionally uses it against Blob storage; prints one JSON line")]
+#[command(
+    name = "podid-probe",
+    about = "Asks IMDS for a token from inside a pod, as Azure SDKs do, and optionally uses it against Blob storage; prints one JSON line"
+)]
 pub struct ProbeArgs {
     #[command(subcommand)]
     pub command: ProbeCommand,
@@ -121,9 +124,9 @@ async fn request_token(args: &TokenArgs) -> Result<HttpExchange, String> {
 
 async fn use_blob(args: &BlobArgs, access_token: &str) -> Result<HttpExchange, String> {
     let ca = match &args.ca_file {
-        Some(path) => Some(
-            std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?,
-        ),
+        Some(path) => {
+            Some(std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?)
+        }
         None => None,
     };
     let client = storage_client(ca.as_deref())?;
@@ -131,11 +134,19 @@ async fn use_blob(args: &BlobArgs, access_token: &str) -> Result<HttpExchange, S
     let (method, url) = match args.op {
         BlobOp::Read => (
             Method::GET,
-            format!("{base}/{}/{}", args.container, args.blob.as_deref().unwrap_or_default()),
+            format!(
+                "{base}/{}/{}",
+                args.container,
+                args.blob.as_deref().unwrap_or_default()
+            ),
         ),
         BlobOp::Write => (
             Method::PUT,
-            format!("{base}/{}/{}", args.container, args.blob.as_deref().unwrap_or_default()),
+            format!(
+                "{base}/{}/{}",
+                args.container,
+                args.blob.as_deref().unwrap_or_default()
+            ),
         ),
         BlobOp::List => (
             Method::GET,
@@ -178,12 +189,17 @@ pub async fn run(args: ProbeArgs) -> ProbeReport {
             let access_token = (token.status == Some(200))
                 .then(|| serde_json::from_str::<serde_json::Value>(&token.body).ok())
                 .flatten()
-                .and_then(|v| v.get("access_token").and_then(|t| t.as_str()).map(String::from));
+                .and_then(|v| {
+                    v.get("access_token")
+                        .and_then(|t| t.as_str())
+                        .map(String::from)
+                });
             report.token = Some(token);
             match access_token {
                 None => {
-                    report.error =
-                        Some("no access_token from the metadata endpoint; storage not called".into())
+                    report.error = Some(
+                        "no access_token from the metadata endpoint; storage not called".into(),
+                    )
                 }
                 Some(t) => match use_blob(&b, &t).await {
                     Ok(x) => report.blob = Some(x),
@@ -199,7 +215,10 @@ pub async fn run(args: ProbeArgs) -> ProbeReport {
 pub fn main() {
     let args = ProbeArgs::parse();
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("podid-probe: cannot start the async runtime: {e}");
@@ -228,7 +247,12 @@ mod tests {
             client_id: Some("abc".into()),
             ..TokenQuery::default()
         };
-        let url = token_url("http://169.254.169.254", "/metadata/identity/oauth2/token", &q).unwrap();
+        let url = token_url(
+            "http://169.254.169.254",
+            "/metadata/identity/oauth2/token",
+            &q,
+        )
+        .unwrap();
         assert_eq!(
             url.as_str(),
             "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fstorage.azure.com%2F&client_id=abc"

@@ -45,7 +45,9 @@ impl FromStr for HumanDuration {
             if digits == 0 {
                 return Err(err("expected a number"));
             }
-            let number: u64 = rest[..digits].parse().map_err(|_| err("number too large"))?;
+            let number: u64 = rest[..digits]
+                .parse()
+                .map_err(|_| err("number too large"))?;
             rest = &rest[digits..];
             let unit_len = rest.chars().take_while(|c| c.is_ascii_alphabetic()).count();
             let unit = &rest[..unit_len];
@@ -54,11 +56,9 @@ impl FromStr for HumanDuration {
                 "ms" => Duration::from_millis(number),
                 "s" => Duration::from_secs(number),
                 "m" => Duration::from_secs(number.checked_mul(60).ok_or_else(|| err("too large"))?),
-                "h" => Duration::from_secs(
-                    number
-                        .checked_mul(3600)
-                        .ok_or_else(|| err("too large"))?,
-                ),
+                "h" => {
+                    Duration::from_secs(number.checked_mul(3600).ok_or_else(|| err("too large"))?)
+                }
                 "" => return Err(err("missing unit")),
                 _ => return Err(err("unknown unit")),
             };
@@ -119,10 +119,19 @@ mod tests {
 
     #[test]
     fn parses_units_and_sums() {
-        assert_eq!("250ms".parse::<HumanDuration>().unwrap().0, Duration::from_millis(250));
-        assert_eq!("1h30m".parse::<HumanDuration>().unwrap().0, Duration::from_secs(5400));
+        assert_eq!(
+            "250ms".parse::<HumanDuration>().unwrap().0,
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            "1h30m".parse::<HumanDuration>().unwrap().0,
+            Duration::from_secs(5400)
+        );
         assert_eq!("2m".parse::<HumanDuration>().unwrap().to_string(), "2m");
-        assert_eq!("1500ms".parse::<HumanDuration>().unwrap().to_string(), "1500ms");
+        assert_eq!(
+            "1500ms".parse::<HumanDuration>().unwrap().to_string(),
+            "1500ms"
+        );
     }
 
     #[test]

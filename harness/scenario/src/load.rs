@@ -24,8 +24,12 @@ pub fn load_file(path: &Path) -> Result<ScenarioFile, FileProblems> {
         Err(e) => Err(FileProblems {
             file: path.to_path_buf(),
             problems: vec![
-                Problem::new(path, Position::default(), format!("cannot read the file: {e}"))
-                    .with_help("check the path and its permissions"),
+                Problem::new(
+                    path,
+                    Position::default(),
+                    format!("cannot read the file: {e}"),
+                )
+                .with_help("check the path and its permissions"),
             ],
         }),
     }
@@ -33,7 +37,10 @@ pub fn load_file(path: &Path) -> Result<ScenarioFile, FileProblems> {
 
 /// Parses and validates scenario text; `path` is used in messages only.
 pub fn load_str(path: &Path, text: &str) -> Result<ScenarioFile, FileProblems> {
-    let source = Arc::new(NamedSource::new(path.display().to_string(), text.to_string()));
+    let source = Arc::new(NamedSource::new(
+        path.display().to_string(),
+        text.to_string(),
+    ));
     let fail = |problems: Vec<Problem>| FileProblems {
         file: path.to_path_buf(),
         problems: problems
@@ -55,8 +62,10 @@ pub fn load_str(path: &Path, text: &str) -> Result<ScenarioFile, FileProblems> {
 
 fn parse(path: &Path, text: &str) -> Result<Scenario, Problem> {
     if text.trim().is_empty() {
-        return Err(Problem::new(path, Position { line: 1, column: 1 }, "the file is empty")
-            .with_help("a scenario needs at least `name` and `steps`; see scenarios/README.md"));
+        return Err(
+            Problem::new(path, Position { line: 1, column: 1 }, "the file is empty")
+                .with_help("a scenario needs at least `name` and `steps`; see scenarios/README.md"),
+        );
     }
     let options = serde_saphyr::options! {
         with_snippet: false,
@@ -90,7 +99,10 @@ fn clean_message(raw: &str) -> String {
     let trimmed = trimmed.trim_end_matches('.');
     match trimmed.strip_prefix("duplicate mapping key: ") {
         Some(rest) => {
-            let key = rest.split(", set DuplicateKeyPolicy").next().unwrap_or(rest);
+            let key = rest
+                .split(", set DuplicateKeyPolicy")
+                .next()
+                .unwrap_or(rest);
             format!("duplicate key `{key}`")
         }
         None => trimmed.to_string(),
@@ -122,7 +134,11 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Problem> {
     for path in paths {
         if path.is_dir() {
             let entries = std::fs::read_dir(path).map_err(|e| {
-                Problem::new(path, Position::default(), format!("cannot list the directory: {e}"))
+                Problem::new(
+                    path,
+                    Position::default(),
+                    format!("cannot list the directory: {e}"),
+                )
             })?;
             let mut files: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
@@ -139,8 +155,10 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Problem> {
         } else if path.exists() {
             out.push(path.clone());
         } else {
-            return Err(Problem::new(path, Position::default(), "no such file or directory")
-                .with_help("pass scenario files or directories holding them"));
+            return Err(
+                Problem::new(path, Position::default(), "no such file or directory")
+                    .with_help("pass scenario files or directories holding them"),
+            );
         }
     }
     Ok(out)

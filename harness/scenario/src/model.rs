@@ -408,9 +408,14 @@ pub struct IdentitySelector<'a> {
 
 impl<'a> IdentitySelector<'a> {
     pub fn templates(&self) -> impl Iterator<Item = &'a Template> {
-        [self.client_id, self.mi_res_id, self.msi_res_id, self.object_id]
-            .into_iter()
-            .flatten()
+        [
+            self.client_id,
+            self.mi_res_id,
+            self.msi_res_id,
+            self.object_id,
+        ]
+        .into_iter()
+        .flatten()
     }
 }
 
@@ -642,7 +647,10 @@ impl<'de> Deserialize<'de> for StatusExpect {
                     .map_err(|_| E::custom(format!("{v} is not an HTTP status code")))
                     .and_then(|v| self.visit_u64(v))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
                 let mut codes = Vec::new();
                 while let Some(code) = seq.next_element::<u16>()? {
                     codes.push(code);

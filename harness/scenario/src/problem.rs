@@ -133,9 +133,10 @@ impl Diagnostic for FileProblems {
 
 /// Renders problems the way `podid validate` prints them, without colours (for logs and tests).
 pub fn render_plain(problems: &[Problem]) -> String {
-    let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
-        .with_width(100)
-        .with_links(false);
+    let handler =
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .with_width(100)
+            .with_links(false);
     let mut out = String::new();
     for p in problems {
         let _ = handler.render_report(&mut out, p);

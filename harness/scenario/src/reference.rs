@@ -116,9 +116,9 @@ pub fn parse(input: &str) -> Result<Vec<Piece>, TemplateError> {
     while let Some(pos) = rest.find('$') {
         text.push_str(&rest[..pos]);
         let after = &rest[pos..];
-        if after.starts_with("$${") {
+        if let Some(stripped) = after.strip_prefix("$${") {
             text.push_str("${");
-            rest = &after[3..];
+            rest = stripped;
             offset += pos + 3;
             continue;
         }
@@ -133,7 +133,9 @@ pub fn parse(input: &str) -> Result<Vec<Piece>, TemplateError> {
             return Err(TemplateError {
                 offset: start,
                 message: "unterminated reference: `${` without a closing `}`".into(),
-                help: "close it, e.g. `${identities.reader.clientId}`; write `$${` for a literal `${`".into(),
+                help:
+                    "close it, e.g. `${identities.reader.clientId}`; write `$${` for a literal `${`"
+                        .into(),
             });
         };
         let inner = &after[2..end];
@@ -205,7 +207,11 @@ fn parse_reference(inner: &str) -> Result<Reference, (String, String)> {
     if !root.fields().contains(&field) {
         return Err((
             format!("`{}` has no field `{field}`", root.as_str()),
-            format!("fields of `{}`: {}", root.as_str(), root.fields().join(", ")),
+            format!(
+                "fields of `{}`: {}",
+                root.as_str(),
+                root.fields().join(", ")
+            ),
         ));
     }
     Ok(Reference {
@@ -324,8 +330,18 @@ mod tests {
         assert_eq!(e.offset, 3);
         assert!(e.message.contains("unknown reference root"));
         assert!(parse("${cloud.tenantId.x}").is_err());
-        assert!(parse("${pods.app.colour}").unwrap_err().message.contains("no field"));
-        assert!(parse("${pods.app.ip").unwrap_err().message.contains("unterminated"));
+        assert!(
+            parse("${pods.app.colour}")
+                .unwrap_err()
+                .message
+                .contains("no field")
+        );
+        assert!(
+            parse("${pods.app.ip")
+                .unwrap_err()
+                .message
+                .contains("unterminated")
+        );
     }
 
     #[test]

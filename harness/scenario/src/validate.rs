@@ -53,7 +53,10 @@ impl Checker<'_> {
         let Some(name) = &r.name else { return };
         let (set, section): (Option<&HashSet<&str>>, &str) = match r.root {
             Root::Identities => (Some(&declared.identities), "cloud.identities"),
-            Root::ServicePrincipals => (Some(&declared.service_principals), "cloud.servicePrincipals"),
+            Root::ServicePrincipals => (
+                Some(&declared.service_principals),
+                "cloud.servicePrincipals",
+            ),
             Root::StorageAccounts => (Some(&declared.accounts), "cloud.storageAccounts"),
             Root::Pods => (Some(&declared.pods), "cluster.pods"),
             Root::Namespaces => (Some(&declared.namespaces), "cluster.namespaces"),
@@ -128,8 +131,18 @@ pub fn validate(file: &Path, s: &Scenario) -> Vec<Problem> {
     // Names declared anywhere, so steps may refer to objects an earlier `apply` created.
     let mut declared = Declared {
         identities: s.cloud.identities.keys().map(|k| k.as_str()).collect(),
-        service_principals: s.cloud.service_principals.keys().map(|k| k.as_str()).collect(),
-        accounts: s.cloud.storage_accounts.keys().map(|k| k.as_str()).collect(),
+        service_principals: s
+            .cloud
+            .service_principals
+            .keys()
+            .map(|k| k.as_str())
+            .collect(),
+        accounts: s
+            .cloud
+            .storage_accounts
+            .keys()
+            .map(|k| k.as_str())
+            .collect(),
         namespaces: s.cluster.namespaces.iter().map(|n| n.as_str()).collect(),
         pods: HashSet::new(),
     };
@@ -162,16 +175,28 @@ pub fn validate(file: &Path, s: &Scenario) -> Vec<Problem> {
     }
     for tag in &s.tags {
         if tag.trim().is_empty() || tag.contains(char::is_whitespace) || tag.contains(',') {
-            c.report(tag.at, format!("tag `{}` is not a single word", tag.value), "tags are single words such as `smoke` or `denial`");
+            c.report(
+                tag.at,
+                format!("tag `{}` is not a single word", tag.value),
+                "tags are single words such as `smoke` or `denial`",
+            );
         }
     }
     if s.modes.is_empty() {
-        c.report(s.name.at, "`modes` is empty, so the scenario would never run", "list `managed`, `standard` or both");
+        c.report(
+            s.name.at,
+            "`modes` is empty, so the scenario would never run",
+            "list `managed`, `standard` or both",
+        );
     }
     let mut seen_modes = HashSet::new();
     for m in &s.modes {
         if !seen_modes.insert(m.value) {
-            c.report(m.at, format!("mode `{}` is listed twice", m.value.as_str()), "list each mode once");
+            c.report(
+                m.at,
+                format!("mode `{}` is listed twice", m.value.as_str()),
+                "list each mode once",
+            );
         }
     }
     if !s.mic.flags.is_empty() && s.modes.iter().all(|m| m.value == NmiMode::Managed) {
@@ -183,19 +208,30 @@ pub fn validate(file: &Path, s: &Scenario) -> Vec<Problem> {
     }
     for flag in s.nmi.flags.iter().chain(&s.mic.flags) {
         if !flag.starts_with("--") {
-            c.report(flag.at, format!("`{}` is not a flag", flag.value), "write flags in full, e.g. `--set-retry-after-header=true`");
+            c.report(
+                flag.at,
+                format!("`{}` is not a flag", flag.value),
+                "write flags in full, e.g. `--set-retry-after-header=true`",
+            );
         }
     }
     for (flag, why) in [
         ("--node", "the provider sets it per node"),
         ("--operation-mode", "it comes from `modes`"),
-        ("--nmi-port", "the interception rule is fixed to the provider's port"),
+        (
+            "--nmi-port",
+            "the interception rule is fixed to the provider's port",
+        ),
         ("--http-probe-port", "the provider picks free ports"),
         ("--prometheus-port", "the provider picks free ports"),
     ] {
         for f in &s.nmi.flags {
             if f.value == flag || f.value.starts_with(&format!("{flag}=")) {
-                c.report(f.at, format!("`{flag}` cannot be overridden by a scenario"), why);
+                c.report(
+                    f.at,
+                    format!("`{flag}` cannot be overridden by a scenario"),
+                    why,
+                );
             }
         }
     }
@@ -205,7 +241,11 @@ pub fn validate(file: &Path, s: &Scenario) -> Vec<Problem> {
 
     // Steps.
     if s.steps.is_empty() {
-        c.report(s.name.at, "the scenario has no steps", "add at least one step with an `expect`");
+        c.report(
+            s.name.at,
+            "the scenario has no steps",
+            "add at least one step with an `expect`",
+        );
     }
     let mut checks = 0usize;
     let before = c.problems.len();
@@ -226,39 +266,80 @@ fn check_cloud(c: &mut Checker, cloud: &Cloud, declared: &Declared) {
     let mut ids = HashSet::new();
     for (name, id) in &cloud.identities {
         if !is_dns_label(name) {
-            c.report(name.at, format!("identity name `{name}` must be a short lowercase name"), "use lowercase letters, digits and `-`");
+            c.report(
+                name.at,
+                format!("identity name `{name}` must be a short lowercase name"),
+                "use lowercase letters, digits and `-`",
+            );
         }
         for v in [&id.client_id, &id.principal_id].into_iter().flatten() {
             if !is_guid(v) {
-                c.report(v.at, format!("`{}` is not a GUID", v.value), "write it as 8-4-4-4-12 hex digits, or leave it out to have one generated");
+                c.report(
+                    v.at,
+                    format!("`{}` is not a GUID", v.value),
+                    "write it as 8-4-4-4-12 hex digits, or leave it out to have one generated",
+                );
             }
             if !ids.insert(v.value.to_ascii_lowercase()) {
-                c.report(v.at, format!("ID `{}` is used twice", v.value), "every identity and service principal needs its own IDs");
+                c.report(
+                    v.at,
+                    format!("ID `{}` is used twice", v.value),
+                    "every identity and service principal needs its own IDs",
+                );
             }
         }
     }
     for (name, sp) in &cloud.service_principals {
         if declared.identities.contains(name.as_str()) {
-            c.report(name.at, format!("`{name}` is both an identity and a service principal"), "role assignments refer to principals by name; use distinct names");
+            c.report(
+                name.at,
+                format!("`{name}` is both an identity and a service principal"),
+                "role assignments refer to principals by name; use distinct names",
+            );
         }
         match (&sp.secret, sp.certificate) {
-            (None, false) => c.report(name.at, format!("service principal `{name}` has no credential"), "give `secret: <text>` or `certificate: true`"),
-            (Some(s), true) => c.report(s.at, format!("service principal `{name}` has both a secret and a certificate"), "choose one credential"),
+            (None, false) => c.report(
+                name.at,
+                format!("service principal `{name}` has no credential"),
+                "give `secret: <text>` or `certificate: true`",
+            ),
+            (Some(s), true) => c.report(
+                s.at,
+                format!("service principal `{name}` has both a secret and a certificate"),
+                "choose one credential",
+            ),
             _ => {}
         }
         for v in [&sp.client_id, &sp.object_id].into_iter().flatten() {
             if !is_guid(v) {
-                c.report(v.at, format!("`{}` is not a GUID", v.value), "write it as 8-4-4-4-12 hex digits, or leave it out to have one generated");
+                c.report(
+                    v.at,
+                    format!("`{}` is not a GUID", v.value),
+                    "write it as 8-4-4-4-12 hex digits, or leave it out to have one generated",
+                );
             }
         }
     }
     for (name, account) in &cloud.storage_accounts {
-        if name.len() > 16 || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) || name.is_empty() {
-            c.report(name.at, format!("storage account name `{name}` must be 1-16 lowercase letters or digits"), "podid appends a run suffix to make the 3-24 character Azure name");
+        if name.len() > 16
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            || name.is_empty()
+        {
+            c.report(
+                name.at,
+                format!("storage account name `{name}` must be 1-16 lowercase letters or digits"),
+                "podid appends a run suffix to make the 3-24 character Azure name",
+            );
         }
         for (container, blobs) in &account.containers {
             if container.len() < 3 || !is_dns_label(container) {
-                c.report(container.at, format!("container name `{container}` is not valid in Azure"), "3-63 lowercase letters, digits and `-`");
+                c.report(
+                    container.at,
+                    format!("container name `{container}` is not valid in Azure"),
+                    "3-63 lowercase letters, digits and `-`",
+                );
             }
             for blob in blobs.keys() {
                 if blob.is_empty() {
@@ -270,18 +351,35 @@ fn check_cloud(c: &mut Checker, cloud: &Cloud, declared: &Declared) {
     for ra in &cloud.role_assignments {
         let ra_v = &ra.value;
         if !declared.identities.contains(ra_v.principal.as_str())
-            && !declared.service_principals.contains(ra_v.principal.as_str())
+            && !declared
+                .service_principals
+                .contains(ra_v.principal.as_str())
         {
             let mut all: HashSet<&str> = declared.identities.clone();
             all.extend(declared.service_principals.iter());
-            c.report(ra_v.principal.at, format!("principal `{}` is not declared", ra_v.principal.value), hint_declared("cloud.identities or cloud.servicePrincipals", &all));
+            c.report(
+                ra_v.principal.at,
+                format!("principal `{}` is not declared", ra_v.principal.value),
+                hint_declared("cloud.identities or cloud.servicePrincipals", &all),
+            );
         }
         match cloud.storage_accounts.get(ra_v.account.as_str()) {
-            None => c.report(ra_v.account.at, format!("storage account `{}` is not declared", ra_v.account.value), hint_declared("cloud.storageAccounts", &declared.accounts)),
+            None => c.report(
+                ra_v.account.at,
+                format!("storage account `{}` is not declared", ra_v.account.value),
+                hint_declared("cloud.storageAccounts", &declared.accounts),
+            ),
             Some(account) => {
                 if let Some(container) = &ra_v.container {
                     if !account.containers.contains_key(container.as_str()) {
-                        c.report(container.at, format!("account `{}` has no container `{container}`", ra_v.account.value), "declare the container under the account's `containers`");
+                        c.report(
+                            container.at,
+                            format!(
+                                "account `{}` has no container `{container}`",
+                                ra_v.account.value
+                            ),
+                            "declare the container under the account's `containers`",
+                        );
                     }
                 }
             }
@@ -289,11 +387,19 @@ fn check_cloud(c: &mut Checker, cloud: &Cloud, declared: &Declared) {
     }
     for (node, identities) in &cloud.node_identities {
         if !NODES.contains(&node.as_str()) {
-            c.report(node.at, format!("there is no node `{node}`"), format!("nodes are {}", NODES.join(" and ")));
+            c.report(
+                node.at,
+                format!("there is no node `{node}`"),
+                format!("nodes are {}", NODES.join(" and ")),
+            );
         }
         for id in identities {
             if !declared.identities.contains(id.as_str()) {
-                c.report(id.at, format!("identity `{id}` is not declared"), hint_declared("cloud.identities", &declared.identities));
+                c.report(
+                    id.at,
+                    format!("identity `{id}` is not declared"),
+                    hint_declared("cloud.identities", &declared.identities),
+                );
             }
         }
     }
@@ -311,7 +417,11 @@ fn is_guid(s: &str) -> bool {
 fn check_cluster(c: &mut Checker, cl: &Cluster, cloud: &Cloud, declared: &Declared) {
     for ns in &cl.namespaces {
         if ns.len() > 40 || !is_dns_label(ns) {
-            c.report(ns.at, format!("namespace name `{ns}` is not a short DNS label"), "lowercase letters, digits and `-`, at most 40 characters (a run suffix is added)");
+            c.report(
+                ns.at,
+                format!("namespace name `{ns}` is not a short DNS label"),
+                "lowercase letters, digits and `-`, at most 40 characters (a run suffix is added)",
+            );
         }
     }
     for (name, ai) in &cl.azure_identities {
@@ -323,12 +433,20 @@ fn check_cluster(c: &mut Checker, cl: &Cluster, cloud: &Cloud, declared: &Declar
         }
         if let Some(id) = &ai.identity {
             if !cloud.identities.contains_key(id.as_str()) {
-                c.report(id.at, format!("identity `{id}` is not declared"), hint_declared("cloud.identities", &declared.identities));
+                c.report(
+                    id.at,
+                    format!("identity `{id}` is not declared"),
+                    hint_declared("cloud.identities", &declared.identities),
+                );
             }
         }
         if let Some(sp) = &ai.service_principal {
             if !cloud.service_principals.contains_key(sp.as_str()) {
-                c.report(sp.at, format!("service principal `{sp}` is not declared"), hint_declared("cloud.servicePrincipals", &declared.service_principals));
+                c.report(
+                    sp.at,
+                    format!("service principal `{sp}` is not declared"),
+                    hint_declared("cloud.servicePrincipals", &declared.service_principals),
+                );
             }
         }
         for t in [&ai.client_id, &ai.resource_id].into_iter().flatten() {
@@ -345,7 +463,11 @@ fn check_cluster(c: &mut Checker, cl: &Cluster, cloud: &Cloud, declared: &Declar
     for (name, e) in &cl.azure_pod_identity_exceptions {
         c.namespace(&e.namespace, declared);
         if e.pod_labels.is_empty() {
-            c.report(name.at, format!("exception `{name}` has no `podLabels`, so it matches no pod"), "give at least one label, e.g. `podLabels: {app: mic}`");
+            c.report(
+                name.at,
+                format!("exception `{name}` has no `podLabels`, so it matches no pod"),
+                "give at least one label, e.g. `podLabels: {app: mic}`",
+            );
         }
         for t in e.pod_labels.values() {
             c.template(t, declared);
@@ -359,11 +481,19 @@ fn check_cluster(c: &mut Checker, cl: &Cluster, cloud: &Cloud, declared: &Declar
     }
     for (name, pod) in &cl.pods {
         if name.len() > 40 || !is_dns_label(name) {
-            c.report(name.at, format!("pod name `{name}` is not a short DNS label"), "lowercase letters, digits and `-`, at most 40 characters");
+            c.report(
+                name.at,
+                format!("pod name `{name}` is not a short DNS label"),
+                "lowercase letters, digits and `-`, at most 40 characters",
+            );
         }
         c.namespace(&pod.namespace, declared);
         if !NODES.contains(&pod.node.as_str()) {
-            c.report(pod.node.at, format!("there is no node `{}`", pod.node.value), format!("nodes are {}", NODES.join(" and ")));
+            c.report(
+                pod.node.at,
+                format!("there is no node `{}`", pod.node.value),
+                format!("nodes are {}", NODES.join(" and ")),
+            );
         }
         for t in pod.labels.values().chain(pod.annotations.values()) {
             c.template(t, declared);
@@ -374,14 +504,22 @@ fn check_cluster(c: &mut Checker, cl: &Cluster, cloud: &Cloud, declared: &Declar
     }
     for m in &cl.manifests {
         let obj = m.value.as_object();
-        let has = |k: &str| obj.and_then(|o| o.get(k)).and_then(|v| v.as_str()).is_some();
+        let has = |k: &str| {
+            obj.and_then(|o| o.get(k))
+                .and_then(|v| v.as_str())
+                .is_some()
+        };
         let named = obj
             .and_then(|o| o.get("metadata"))
             .and_then(|md| md.get("name"))
             .and_then(|n| n.as_str())
             .is_some();
         if !(has("apiVersion") && has("kind") && named) {
-            c.report(m.at, "a manifest needs `apiVersion`, `kind` and `metadata.name`", "write a complete Kubernetes object");
+            c.report(
+                m.at,
+                "a manifest needs `apiVersion`, `kind` and `metadata.name`",
+                "write a complete Kubernetes object",
+            );
         }
         c.json(m, declared);
     }
@@ -394,18 +532,30 @@ fn check_step(c: &mut Checker, step: &Located<Step>, s: &Scenario, declared: &De
     let action = match actions.len() {
         1 => actions[0],
         0 => {
-            c.report(step.at, "the step has no action", "give exactly one of: token, blob, apply, delete, patch, wait, sleep");
+            c.report(
+                step.at,
+                "the step has no action",
+                "give exactly one of: token, blob, apply, delete, patch, wait, sleep",
+            );
             return 0;
         }
         _ => {
             let names: Vec<&str> = actions.iter().map(|a| a.keyword()).collect();
-            c.report(step.at, format!("the step has several actions: {}", names.join(", ")), "split it into one step per action");
+            c.report(
+                step.at,
+                format!("the step has several actions: {}", names.join(", ")),
+                "split it into one step per action",
+            );
             return 0;
         }
     };
     let pod_exists = |c: &mut Checker, pod: &Name| {
         if !declared.pods.contains(pod.as_str()) {
-            c.report(pod.at, format!("pod `{pod}` is not declared"), hint_declared("cluster.pods", &declared.pods));
+            c.report(
+                pod.at,
+                format!("pod `{pod}` is not declared"),
+                hint_declared("cluster.pods", &declared.pods),
+            );
         }
     };
     let probing = matches!(action, Action::Token(_) | Action::Blob(_));
@@ -425,15 +575,22 @@ fn check_step(c: &mut Checker, step: &Located<Step>, s: &Scenario, declared: &De
             }
             if let Some(p) = &t.path {
                 if !p.starts_with('/') {
-                    c.report(p.at, format!("path `{}` does not start with `/`", p.value), "write an absolute request path such as `/metadata/identity/oauth2/token`");
+                    c.report(
+                        p.at,
+                        format!("path `{}` does not start with `/`", p.value),
+                        "write an absolute request path such as `/metadata/identity/oauth2/token`",
+                    );
                 }
             }
         }
         Action::Blob(b) => {
             pod_exists(c, &b.pod);
-            match s.cloud.storage_accounts.get(b.account.as_str()) {
-                None => c.report(b.account.at, format!("storage account `{}` is not declared", b.account.value), hint_declared("cloud.storageAccounts", &declared.accounts)),
-                Some(_) => {}
+            if !s.cloud.storage_accounts.contains_key(b.account.as_str()) {
+                c.report(
+                    b.account.at,
+                    format!("storage account `{}` is not declared", b.account.value),
+                    hint_declared("cloud.storageAccounts", &declared.accounts),
+                );
             }
             for tpl in b
                 .identity()
@@ -446,19 +603,35 @@ fn check_step(c: &mut Checker, step: &Located<Step>, s: &Scenario, declared: &De
                 c.template(tpl, declared);
             }
             match b.op {
-                BlobOp::Read | BlobOp::Write if b.blob.is_none() => c.report(step.at, format!("a blob `{}` needs `blob`", op_name(b.op)), "name the blob to read or write"),
-                BlobOp::Write if b.content.is_none() => c.report(step.at, "a blob `write` needs `content`", "give the text to upload"),
+                BlobOp::Read | BlobOp::Write if b.blob.is_none() => c.report(
+                    step.at,
+                    format!("a blob `{}` needs `blob`", op_name(b.op)),
+                    "name the blob to read or write",
+                ),
+                BlobOp::Write if b.content.is_none() => c.report(
+                    step.at,
+                    "a blob `write` needs `content`",
+                    "give the text to upload",
+                ),
                 _ => {}
             }
             if b.op != BlobOp::Write {
                 if let Some(content) = &b.content {
-                    c.report(content.at, "`content` is only used by `op: write`", "remove it or set `op: write`");
+                    c.report(
+                        content.at,
+                        "`content` is only used by `op: write`",
+                        "remove it or set `op: write`",
+                    );
                 }
             }
         }
         Action::Apply(cl) => {
             if cl.is_empty() {
-                c.report(step.at, "`apply` holds no objects", "give objects as under `cluster`");
+                c.report(
+                    step.at,
+                    "`apply` holds no objects",
+                    "give objects as under `cluster`",
+                );
             }
             check_cluster(c, cl, &s.cloud, declared);
         }
@@ -470,7 +643,11 @@ fn check_step(c: &mut Checker, step: &Located<Step>, s: &Scenario, declared: &De
             c.namespace(&p.namespace, declared);
             c.template(&p.name, declared);
             if !p.patch.is_object() {
-                c.report(p.patch.at, "a patch must be an object (JSON merge patch)", "e.g. `patch: {spec: {selector: other}}`");
+                c.report(
+                    p.patch.at,
+                    "a patch must be an object (JSON merge patch)",
+                    "e.g. `patch: {spec: {selector: other}}`",
+                );
             }
             c.json(&p.patch, declared);
         }
@@ -482,19 +659,38 @@ fn check_step(c: &mut Checker, step: &Located<Step>, s: &Scenario, declared: &De
     }
     if let Some(within) = st.within {
         if !probing {
-            c.report(step.at, "`within` only applies to token and blob steps", "use `wait` with a `timeout` for objects");
+            c.report(
+                step.at,
+                "`within` only applies to token and blob steps",
+                "use `wait` with a `timeout` for objects",
+            );
         } else if within.0.is_zero() {
-            c.report(step.at, "`within` must be longer than zero", "e.g. `within: 20s`");
+            c.report(
+                step.at,
+                "`within` must be longer than zero",
+                "e.g. `within: 20s`",
+            );
         }
     }
     let Some(expect) = &st.expect else {
         if probing {
-            c.report(step.at, format!("this {} step has no `expect`, so it checks nothing", action.keyword()), "add e.g. `expect: {status: 200}`");
+            c.report(
+                step.at,
+                format!(
+                    "this {} step has no `expect`, so it checks nothing",
+                    action.keyword()
+                ),
+                "add e.g. `expect: {status: 200}`",
+            );
         }
         return 0;
     };
     if !probing {
-        c.report(step.at, format!("`expect` does not apply to a {} step", action.keyword()), "expectations go on token and blob steps");
+        c.report(
+            step.at,
+            format!("`expect` does not apply to a {} step", action.keyword()),
+            "expectations go on token and blob steps",
+        );
         return 0;
     }
     check_expect(c, expect, action, declared, step.at)
@@ -521,11 +717,19 @@ fn check_expect(
         count += 1;
         let codes = status.value.codes();
         if codes.is_empty() {
-            c.report(status.at, "`status` lists no codes", "give a code or a list of codes");
+            c.report(
+                status.at,
+                "`status` lists no codes",
+                "give a code or a list of codes",
+            );
         }
         for code in codes {
             if !(100..=599).contains(&code) {
-                c.report(status.at, format!("{code} is not an HTTP status"), "use a code between 100 and 599");
+                c.report(
+                    status.at,
+                    format!("{code} is not an HTTP status"),
+                    "use a code between 100 and 599",
+                );
             }
         }
     }
@@ -535,7 +739,11 @@ fn check_expect(
     }
     for h in &e.absent_headers {
         if e.headers.keys().any(|k| k.eq_ignore_ascii_case(h)) {
-            c.report(step_at, format!("header `{h}` is both expected and expected absent"), "keep one of the two");
+            c.report(
+                step_at,
+                format!("header `{h}` is both expected and expected absent"),
+                "keep one of the two",
+            );
         }
     }
     if let Some(body) = &e.body {
@@ -554,17 +762,29 @@ fn check_expect(
             c.template(t, declared);
         }
         if !matches!(action, Action::Token(_)) {
-            c.report(e.status.as_ref().map(|s| s.at).unwrap_or(step_at), "`expect.token` applies to token steps", "a blob step checks the blob response; use a token step to check claims");
+            c.report(
+                e.status.as_ref().map(|s| s.at).unwrap_or(step_at),
+                "`expect.token` applies to token steps",
+                "a blob step checks the blob response; use a token step to check claims",
+            );
         }
         if let Some(codes) = &statuses {
             if !codes.contains(&200) {
-                c.report(e.status.as_ref().map(|s| s.at).unwrap_or(step_at), "`expect.token` requires a 200 response, but `status` excludes 200", "a denied request carries no token: drop `token` or expect 200");
+                c.report(
+                    e.status.as_ref().map(|s| s.at).unwrap_or(step_at),
+                    "`expect.token` requires a 200 response, but `status` excludes 200",
+                    "a denied request carries no token: drop `token` or expect 200",
+                );
             }
         }
         if let Some(range) = &token.expires_in {
             if let (Some(min), Some(max)) = (range.min, range.max) {
                 if min > max {
-                    c.report(step_at, format!("`expiresIn.min` ({min}) is above `max` ({max})"), "swap them");
+                    c.report(
+                        step_at,
+                        format!("`expiresIn.min` ({min}) is above `max` ({max})"),
+                        "swap them",
+                    );
                 }
             }
         }
@@ -573,11 +793,19 @@ fn check_expect(
         count += 1;
         c.template(code, declared);
         if !matches!(action, Action::Blob(_)) {
-            c.report(code.at, "`errorCode` is the Blob storage `x-ms-error-code` and applies to blob steps", "for token steps check `status` and `body`");
+            c.report(
+                code.at,
+                "`errorCode` is the Blob storage `x-ms-error-code` and applies to blob steps",
+                "for token steps check `status` and `body`",
+            );
         }
         if let Some(codes) = &statuses {
             if codes.iter().all(|c| *c < 400) {
-                c.report(code.at, "`errorCode` is expected together with a success status", "Blob storage sends an error code only with 4xx/5xx statuses");
+                c.report(
+                    code.at,
+                    "`errorCode` is expected together with a success status",
+                    "Blob storage sends an error code only with 4xx/5xx statuses",
+                );
             }
         }
     }
@@ -589,10 +817,18 @@ fn check_expect(
         let rv = &r.value;
         if let Some(node) = &rv.node {
             if rv.service != Service::Imds {
-                c.report(node.at, "`node` only applies to `service: imds` (each node has its own IMDS)", "drop `node` or use `service: imds`");
+                c.report(
+                    node.at,
+                    "`node` only applies to `service: imds` (each node has its own IMDS)",
+                    "drop `node` or use `service: imds`",
+                );
             }
             if !NODES.contains(&node.as_str()) {
-                c.report(node.at, format!("there is no node `{node}`"), format!("nodes are {}", NODES.join(" and ")));
+                c.report(
+                    node.at,
+                    format!("there is no node `{node}`"),
+                    format!("nodes are {}", NODES.join(" and ")),
+                );
             }
         }
         for t in [&rv.client_id, &rv.path].into_iter().flatten() {
@@ -600,7 +836,11 @@ fn check_expect(
         }
     }
     if count == 0 {
-        c.report(step_at, "`expect` is empty", "add at least one expectation, e.g. `status: 200`");
+        c.report(
+            step_at,
+            "`expect` is empty",
+            "add at least one expectation, e.g. `status: 200`",
+        );
     }
     count
 }

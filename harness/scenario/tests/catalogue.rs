@@ -11,7 +11,10 @@ fn repo_root() -> PathBuf {
 fn committed_scenarios_are_valid() {
     let dir = repo_root().join("scenarios");
     let files = podid_scenario::discover(&[dir]).expect("scenarios/ exists");
-    assert!(files.len() >= 3, "expected the core scenarios, found {files:?}");
+    assert!(
+        files.len() >= 3,
+        "expected the core scenarios, found {files:?}"
+    );
     let (loaded, problems) = podid_scenario::load_all(&files);
     let text: Vec<String> = problems
         .iter()
@@ -57,11 +60,17 @@ fn invalid_catalogue_is_rejected_with_positions() {
             .expect_err(&format!("{name} must be rejected"))
             .problems;
         for p in &problems {
-            assert!(p.at.line >= 1 && p.at.column >= 1, "{name}: no position in {p}");
+            assert!(
+                p.at.line >= 1 && p.at.column >= 1,
+                "{name}: no position in {p}"
+            );
             assert!(p.help.is_some(), "{name}: no hint in {p}");
         }
         let lines: Vec<String> = problems.iter().map(|p| p.one_line()).collect();
         let rendered = podid_scenario::render_plain(&problems);
-        insta::assert_snapshot!(name.clone(), format!("{}\n\n{}", lines.join("\n"), rendered));
+        insta::assert_snapshot!(
+            name.clone(),
+            format!("{}\n\n{}", lines.join("\n"), rendered)
+        );
     }
 }

@@ -61,7 +61,7 @@ pub enum BuildEvent {
     },
 }
 
-/// Receives [`BuildEvent`]s; must be shareable because components build in parallel.
+/// Receives [`BuildEvent`]s; must be shareable because components may build in parallel.
 pub trait BuildObserver: Sync {
     /// Called for every event, from any build thread.
     fn event(&self, ev: BuildEvent);

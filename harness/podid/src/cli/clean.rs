@@ -4,11 +4,19 @@ use std::process::ExitCode;
 
 pub fn run() -> ExitCode {
     if !nix::unistd::geteuid().is_root() {
-        return super::fail("`podid clean` needs root (it deletes network namespaces and processes started by root)");
+        return super::fail(
+            "`podid clean` needs root (it deletes network namespaces and processes started by root)",
+        );
     }
     match podid_local::clean_leftovers() {
         Ok(report) => {
-            let list = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
+            let list = |v: &[String]| {
+                if v.is_empty() {
+                    "none".to_string()
+                } else {
+                    v.join(", ")
+                }
+            };
             println!("dead runs cleaned:   {}", list(&report.dead_runs));
             println!("processes killed:    {}", list(&report.killed));
             println!("namespaces removed:  {}", list(&report.namespaces));

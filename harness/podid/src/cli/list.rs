@@ -18,14 +18,21 @@ pub struct ListArgs {
 }
 
 pub fn run(args: ListArgs) -> ExitCode {
-    let paths = if args.paths.is_empty() { super::default_scenarios() } else { args.paths.clone() };
+    let paths = if args.paths.is_empty() {
+        super::default_scenarios()
+    } else {
+        args.paths.clone()
+    };
     let files = match podid_scenario::discover(&paths) {
         Ok(f) => f,
         Err(p) => return super::fail(p.one_line()),
     };
     let (loaded, failed) = podid_scenario::load_all(&files);
     for f in &failed {
-        eprintln!("podid: {} is invalid (run `podid validate`)", f.file.display());
+        eprintln!(
+            "podid: {} is invalid (run `podid validate`)",
+            f.file.display()
+        );
     }
     for file in super::run::select(&loaded, args.filter.as_deref(), &args.tags) {
         let s = &file.scenario;
@@ -39,5 +46,9 @@ pub fn run(args: ListArgs) -> ExitCode {
             file.path.display()
         );
     }
-    if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_FAILED) }
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(super::EXIT_FAILED)
+    }
 }

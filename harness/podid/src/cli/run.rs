@@ -52,7 +52,11 @@ pub struct RunArgs {
 }
 
 /// Scenarios whose name contains `filter` and that carry any of `tags`.
-pub fn select<'a>(files: &'a [ScenarioFile], filter: Option<&str>, tags: &[String]) -> Vec<&'a ScenarioFile> {
+pub fn select<'a>(
+    files: &'a [ScenarioFile],
+    filter: Option<&str>,
+    tags: &[String],
+) -> Vec<&'a ScenarioFile> {
     files
         .iter()
         .filter(|f| filter.is_none_or(|t| f.scenario.name.value.contains(t)))
@@ -72,7 +76,11 @@ fn probe_path() -> PathBuf {
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
-    let paths = if args.paths.is_empty() { super::default_scenarios() } else { args.paths.clone() };
+    let paths = if args.paths.is_empty() {
+        super::default_scenarios()
+    } else {
+        args.paths.clone()
+    };
     let files = match podid_scenario::discover(&paths) {
         Ok(f) => f,
         Err(p) => return super::fail(p.one_line()),
@@ -86,7 +94,10 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
         return super::fail("some scenario files are invalid; fix them first (`podid validate`)");
     }
-    let selected: Vec<ScenarioFile> = select(&loaded, None, &args.tags).into_iter().cloned().collect();
+    let selected: Vec<ScenarioFile> = select(&loaded, None, &args.tags)
+        .into_iter()
+        .cloned()
+        .collect();
     let provider_name = match args.provider {
         ProviderKind::Local => "local",
     };
@@ -97,7 +108,11 @@ pub fn run(args: RunArgs) -> ExitCode {
     let trials: Vec<Trial> = runner::trials(&selected)
         .into_iter()
         .filter(|t| wanted_mode.is_none_or(|m| m == t.mode))
-        .filter(|t| args.filter.as_deref().is_none_or(|f| t.name(provider_name).contains(f)))
+        .filter(|t| {
+            args.filter
+                .as_deref()
+                .is_none_or(|f| t.name(provider_name).contains(f))
+        })
         .collect();
     if trials.is_empty() {
         return super::fail("no scenario matches the filters (see `podid list`)");

@@ -19,8 +19,14 @@ pub fn run(args: ToolchainArgs) -> ExitCode {
         for s in podid_toolchain::status(&config) {
             let state = match &s.state {
                 ArtifactState::Cached { path } => format!("cached      {}", path.display()),
-                ArtifactState::Overridden { path, problem: None } => format!("overridden  {}", path.display()),
-                ArtifactState::Overridden { path, problem: Some(p) } => format!("overridden  {} (unusable: {p})", path.display()),
+                ArtifactState::Overridden {
+                    path,
+                    problem: None,
+                } => format!("overridden  {}", path.display()),
+                ArtifactState::Overridden {
+                    path,
+                    problem: Some(p),
+                } => format!("overridden  {} (unusable: {p})", path.display()),
                 ArtifactState::Missing { reason } => format!("missing     {reason}"),
             };
             println!("{:<16} {state}", format!("{:?}", s.artifact));
@@ -31,11 +37,23 @@ pub fn run(args: ToolchainArgs) -> ExitCode {
     match podid_toolchain::ensure(&config, &observer) {
         Ok(tc) => {
             observer.finish();
-            println!("etcd            {}  {}", tc.versions.etcd, tc.etcd.display());
-            println!("kube-apiserver  {}  {}", tc.versions.kube_apiserver, tc.kube_apiserver.display());
+            println!(
+                "etcd            {}  {}",
+                tc.versions.etcd,
+                tc.etcd.display()
+            );
+            println!(
+                "kube-apiserver  {}  {}",
+                tc.versions.kube_apiserver,
+                tc.kube_apiserver.display()
+            );
             println!("nmi             {}  {}", tc.versions.nmi, tc.nmi.display());
             println!("mic             {}  {}", tc.versions.mic, tc.mic.display());
-            println!("crds            {}  {}", tc.versions.crds, tc.crds.display());
+            println!(
+                "crds            {}  {}",
+                tc.versions.crds,
+                tc.crds.display()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

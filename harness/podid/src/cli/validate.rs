@@ -13,7 +13,11 @@ pub struct ValidateArgs {
 }
 
 pub fn run(args: ValidateArgs) -> ExitCode {
-    let paths = if args.paths.is_empty() { super::default_scenarios() } else { args.paths };
+    let paths = if args.paths.is_empty() {
+        super::default_scenarios()
+    } else {
+        args.paths
+    };
     let files = match podid_scenario::discover(&paths) {
         Ok(files) => files,
         Err(problem) => return super::fail(problem.one_line()),
@@ -21,7 +25,11 @@ pub fn run(args: ValidateArgs) -> ExitCode {
     if files.is_empty() {
         return super::fail(format!(
             "no scenario files (*.yaml) in {}",
-            paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     let (loaded, failed) = podid_scenario::load_all(&files);
@@ -41,7 +49,11 @@ pub fn run(args: ValidateArgs) -> ExitCode {
         }
     }
     for file in &loaded {
-        println!("ok  {}  ({})", file.path.display(), file.scenario.name.value);
+        println!(
+            "ok  {}  ({})",
+            file.path.display(),
+            file.scenario.name.value
+        );
     }
     if failed.is_empty() {
         println!("{} scenario file(s) valid", loaded.len());

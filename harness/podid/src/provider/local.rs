@@ -92,7 +92,11 @@ impl LocalProvider {
             ..CloudSpec::default()
         };
         let cloud = MockCloud::builder()
-            .extra_sans([AAD_ADDRESS.to_string(), ARM_ADDRESS.to_string(), BLOB_ADDRESS.to_string()])
+            .extra_sans([
+                AAD_ADDRESS.to_string(),
+                ARM_ADDRESS.to_string(),
+                BLOB_ADDRESS.to_string(),
+            ])
             .build(spec)
             .map_err(|e| err("creating the mock cloud", e))?;
         let ca_file = config.work_dir.join("cloud-ca.pem");
@@ -158,7 +162,9 @@ impl LocalProvider {
     }
 
     fn cluster(&self) -> &LocalCluster {
-        self.cluster.as_ref().expect("the cluster lives until shutdown")
+        self.cluster
+            .as_ref()
+            .expect("the cluster lives until shutdown")
     }
 
     async fn serve_cloud_in_nodes(&mut self) -> Result<(), ProviderError> {
@@ -191,11 +197,9 @@ impl LocalProvider {
             ];
             for (endpoint, addr) in endpoints {
                 let listener = bind(addr)?;
-                let handle = self
-                    .cloud
-                    .serve(endpoint, listener)
-                    .await
-                    .map_err(|e| err(&format!("serving the mock cloud at {addr} in {logical}"), e))?;
+                let handle = self.cloud.serve(endpoint, listener).await.map_err(|e| {
+                    err(&format!("serving the mock cloud at {addr} in {logical}"), e)
+                })?;
                 self.servers.push(handle);
             }
             cluster
@@ -282,7 +286,11 @@ impl Provider for LocalProvider {
             namespace: request.namespace.clone(),
             name: request.name.clone(),
             labels: request.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
-            annotations: request.annotations.iter().cloned().collect::<BTreeMap<_, _>>(),
+            annotations: request
+                .annotations
+                .iter()
+                .cloned()
+                .collect::<BTreeMap<_, _>>(),
             node: request.node.clone(),
             owner_replicaset: request.owner_replica_set.clone(),
         };
@@ -296,12 +304,12 @@ impl Provider for LocalProvider {
             (AAD_ADDRESS.into(), "login.microsoftonline.com".into()),
             (ARM_ADDRESS.into(), "management.azure.com".into()),
         ];
-        hosts.extend(
-            request
-                .storage_accounts
-                .iter()
-                .map(|a| (IpAddr::from(BLOB_ADDRESS), format!("{a}.blob.core.windows.net"))),
-        );
+        hosts.extend(request.storage_accounts.iter().map(|a| {
+            (
+                IpAddr::from(BLOB_ADDRESS),
+                format!("{a}.blob.core.windows.net"),
+            )
+        }));
         self.cluster()
             .set_pod_hosts(&pod, &hosts)
             .map_err(|e| err(&format!("writing the hosts file of {what}"), e))?;
@@ -329,20 +337,28 @@ impl Provider for LocalProvider {
             .map_err(|e| err(&format!("deleting pod {}/{}", pod.namespace, pod.name), e))
     }
 
-    async fn run_probe(&self, pod: &PodHandle, args: &[String]) -> Result<ProbeReport, ProviderError> {
+    async fn run_probe(
+        &self,
+        pod: &PodHandle,
+        args: &[String],
+    ) -> Result<ProbeReport, ProviderError> {
         let local = self
             .pods
             .lock()
             .expect("pod map lock")
             .get(&(pod.namespace.clone(), pod.name.clone()))
             .cloned()
-            .ok_or_else(|| ProviderError(format!("pod {}/{} is not running", pod.namespace, pod.name)))?;
+            .ok_or_else(|| {
+                ProviderError(format!("pod {}/{} is not running", pod.namespace, pod.name))
+            })?;
         let mut command = self.cluster().pod_command(&local, &self.probe);
         command.args(args).kill_on_drop(true);
-        let output = command
-            .output()
-            .await
-            .map_err(|e| err(&format!("running the probe in pod {}/{}", pod.namespace, pod.name), e))?;
+        let output = command.output().await.map_err(|e| {
+            err(
+                &format!("running the probe in pod {}/{}", pod.namespace, pod.name),
+                e,
+            )
+        })?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         let line = stdout.lines().rev().find(|l| l.starts_with('{'));
         match line.map(serde_json::from_str::<ProbeReport>) {

@@ -76,7 +76,11 @@ pub trait Provider {
     async fn create_pod(&self, request: &PodRequest) -> Result<PodHandle, ProviderError>;
     async fn delete_pod(&self, pod: &PodHandle) -> Result<(), ProviderError>;
     /// Runs `podid-probe <args>` inside the pod and parses its report.
-    async fn run_probe(&self, pod: &PodHandle, args: &[String]) -> Result<ProbeReport, ProviderError>;
+    async fn run_probe(
+        &self,
+        pod: &PodHandle,
+        args: &[String],
+    ) -> Result<ProbeReport, ProviderError>;
     /// The base URL pods use for a storage account.
     fn storage_account_url(&self, account: &str) -> String {
         format!("https://{account}.blob.core.windows.net")

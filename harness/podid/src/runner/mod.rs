@@ -5,7 +5,7 @@ mod gate;
 mod steps;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -105,7 +105,10 @@ pub(crate) struct ScenarioRun<'a, P: Provider> {
 
 impl<P: Provider> ScenarioRun<'_, P> {
     /// Applies a `cluster`/`apply` section: objects first, then pods.
-    pub(crate) async fn apply_cluster(&mut self, cluster: &podid_scenario::Cluster) -> Result<(), String> {
+    pub(crate) async fn apply_cluster(
+        &mut self,
+        cluster: &podid_scenario::Cluster,
+    ) -> Result<(), String> {
         let client = self.env.provider.client();
         for ns in &cluster.namespaces {
             let real = self.inst.namespace_for(Some(ns.as_str()));
@@ -119,8 +122,14 @@ impl<P: Provider> ScenarioRun<'_, P> {
         for value in values {
             objects::apply(&client, &value).await?;
             if let Some(kind) = kind_of(&value) {
-                let ns = value["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
-                let name = value["metadata"]["name"].as_str().unwrap_or_default().to_string();
+                let ns = value["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let name = value["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
                 self.created.objects.push((kind, ns, name));
             }
         }
@@ -137,7 +146,9 @@ impl<P: Provider> ScenarioRun<'_, P> {
                 annotations.push((k.clone(), render(v)?));
             }
             let request = PodRequest {
-                namespace: self.inst.namespace_for(pod.namespace.as_ref().map(|n| n.as_str())),
+                namespace: self
+                    .inst
+                    .namespace_for(pod.namespace.as_ref().map(|n| n.as_str())),
                 name: name.value.clone(),
                 node: pod.node.value.clone(),
                 labels,
@@ -186,7 +197,9 @@ impl<P: Provider> ScenarioRun<'_, P> {
                 cloud
                     .assign_identity(&info.machine, &resource_id)
                     .map_err(|e| format!("assigning identity `{id}` to {node}: {e}"))?;
-                self.created.assignments.push((info.machine.clone(), resource_id));
+                self.created
+                    .assignments
+                    .push((info.machine.clone(), resource_id));
             }
         }
         let unsupported = self
@@ -230,7 +243,12 @@ impl<P: Provider> ScenarioRun<'_, P> {
         problems
     }
 
-    async fn save_diagnostics(&self, since: SystemTime, first_seq: u64, steps: &[StepReport]) -> Vec<Attachment> {
+    async fn save_diagnostics(
+        &self,
+        since: SystemTime,
+        first_seq: u64,
+        steps: &[StepReport],
+    ) -> Vec<Attachment> {
         let dir = self.env.artifacts_dir.join(format!(
             "{}-{}",
             self.scenario.name.value,
@@ -244,7 +262,10 @@ impl<P: Provider> ScenarioRun<'_, P> {
         let mut write = |name: &str, file: &str, text: String| {
             let path = dir.join(file);
             match std::fs::write(&path, podid_reports::redact(&text)) {
-                Ok(()) => out.push(Attachment { name: name.to_string(), path }),
+                Ok(()) => out.push(Attachment {
+                    name: name.to_string(),
+                    path,
+                }),
                 Err(e) => tracing::warn!("cannot write {}: {e}", path.display()),
             }
         };
@@ -321,15 +342,23 @@ pub async fn run_trial<P: Provider>(env: &Environment<P>, trial: &Trial) -> Scen
         skip_reason: None,
     };
     let flags: Vec<String> = scenario.nmi.flags.iter().map(|f| f.value.clone()).collect();
-    let exclusive = scenario
-        .steps
-        .iter()
-        .any(|s| s.value.expect.as_ref().is_some_and(|e| !e.requests.is_empty()));
-    let _guard = match env.gate.enter(&env.provider, trial.mode, &flags, exclusive).await {
+    let exclusive = scenario.steps.iter().any(|s| {
+        s.value
+            .expect
+            .as_ref()
+            .is_some_and(|e| !e.requests.is_empty())
+    });
+    let _guard = match env
+        .gate
+        .enter(&env.provider, trial.mode, &flags, exclusive)
+        .await
+    {
         Ok(g) => g,
         Err(e) => {
             report.status = Outcome::Errored;
-            report.steps.push(setup_failure(format!("configuring NMI: {e}")));
+            report
+                .steps
+                .push(setup_failure(format!("configuring NMI: {e}")));
             report.duration = started.elapsed();
             return report;
         }
@@ -364,7 +393,12 @@ pub async fn run_trial<P: Provider>(env: &Environment<P>, trial: &Trial) -> Scen
                     report.steps.push(StepReport {
                         index: i + 1,
                         name: steps::step_name(&step.value),
-                        kind: step.value.action().map(|a| a.keyword()).unwrap_or("?").into(),
+                        kind: step
+                            .value
+                            .action()
+                            .map(|a| a.keyword())
+                            .unwrap_or("?")
+                            .into(),
                         status: Outcome::Skipped,
                         duration: Duration::ZERO,
                         failures: Vec::new(),
@@ -429,14 +463,11 @@ fn setup_failure(message: String) -> StepReport {
 }
 
 /// Pods keyed by declared name, for steps.
-pub(crate) fn pod<'a, P: Provider>(run: &'a ScenarioRun<'_, P>, name: &str) -> Result<&'a PodHandle, String> {
-    run.inst
-        .pods
-        .get(name)
-        .ok_or_else(|| format!("pod `{name}` does not exist (not created yet, or deleted by an earlier step)"))
-}
-
-/// Whether a path is inside the artifacts directory (for tests of diagnostics).
-pub fn is_artifact(env_dir: &Path, path: &Path) -> bool {
-    path.starts_with(env_dir)
+pub(crate) fn pod<'a, P: Provider>(
+    run: &'a ScenarioRun<'_, P>,
+    name: &str,
+) -> Result<&'a PodHandle, String> {
+    run.inst.pods.get(name).ok_or_else(|| {
+        format!("pod `{name}` does not exist (not created yet, or deleted by an earlier step)")
+    })
 }

@@ -32,16 +32,16 @@ pub fn step_name(step: &Step) -> String {
         }
         Some(Action::Blob(b)) => format!(
             "blob {:?} {}/{} from {}",
-            b.op,
-            b.account.value,
-            b.container.value,
-            b.pod.value
+            b.op, b.account.value, b.container.value, b.pod.value
         )
         .to_lowercase(),
         Some(Action::Apply(_)) => "apply objects".into(),
         Some(Action::Delete(r)) => format!("delete {:?} {}", r.kind.value, r.name.value),
         Some(Action::Patch(p)) => format!("patch {:?} {}", p.kind.value, p.name.value),
-        Some(Action::Wait(w)) => format!("wait for {:?} {} ({:?})", w.kind.value, w.name.value, w.condition),
+        Some(Action::Wait(w)) => format!(
+            "wait for {:?} {} ({:?})",
+            w.kind.value, w.name.value, w.condition
+        ),
         Some(Action::Sleep(d)) => format!("sleep {d}"),
         None => "invalid step".into(),
     }
@@ -51,7 +51,12 @@ fn render(t: &Template, resolver: &dyn Resolve) -> Result<String, String> {
     reference::render(t, resolver).map_err(|e| e.to_string())
 }
 
-fn opt(flag: &str, value: Option<&Template>, resolver: &dyn Resolve, args: &mut Vec<String>) -> Result<(), String> {
+fn opt(
+    flag: &str,
+    value: Option<&Template>,
+    resolver: &dyn Resolve,
+    args: &mut Vec<String>,
+) -> Result<(), String> {
     if let Some(t) = value {
         args.push(flag.to_string());
         args.push(render(t, resolver)?);
@@ -59,7 +64,10 @@ fn opt(flag: &str, value: Option<&Template>, resolver: &dyn Resolve, args: &mut 
     Ok(())
 }
 
-fn token_args(t: &podid_scenario::TokenStep, resolver: &dyn Resolve) -> Result<Vec<String>, String> {
+fn token_args(
+    t: &podid_scenario::TokenStep,
+    resolver: &dyn Resolve,
+) -> Result<Vec<String>, String> {
     let mut args = vec!["token".to_string()];
     opt("--resource", t.resource.as_ref(), resolver, &mut args)?;
     let id = t.identity();
@@ -188,7 +196,12 @@ async fn probe_once<P: Provider>(
     let started = Instant::now();
     let report = tokio::time::timeout(run.env.step_timeout, run.env.provider.run_probe(&pod, args))
         .await
-        .map_err(|_| format!("the probe in pod {pod_name} did not finish within {}s", run.env.step_timeout.as_secs()))?
+        .map_err(|_| {
+            format!(
+                "the probe in pod {pod_name} did not finish within {}s",
+                run.env.step_timeout.as_secs()
+            )
+        })?
         .map_err(|e| e.to_string())?;
     let elapsed = started.elapsed();
     let requests: Vec<_> = cloud
@@ -197,11 +210,13 @@ async fn probe_once<P: Provider>(
         .filter(|r| r.seq >= first_seq)
         .collect();
     let (response, missing_reason) = if is_blob {
-        let why = report.error.clone().map(|e| {
-            match &report.token {
-                Some(t) => format!("{e}; token answer: {} {}", t.status.map(|s| s.to_string()).unwrap_or_default(), t.body.trim()),
-                None => e,
-            }
+        let why = report.error.clone().map(|e| match &report.token {
+            Some(t) => format!(
+                "{e}; token answer: {} {}",
+                t.status.map(|s| s.to_string()).unwrap_or_default(),
+                t.body.trim()
+            ),
+            None => e,
         });
         (report.blob.as_ref(), why)
     } else {
@@ -222,7 +237,11 @@ async fn probe_once<P: Provider>(
 }
 
 /// Runs a step and judges it.
-pub async fn run_step<P: Provider>(run: &mut ScenarioRun<'_, P>, index: usize, step: &Step) -> StepReport {
+pub async fn run_step<P: Provider>(
+    run: &mut ScenarioRun<'_, P>,
+    index: usize,
+    step: &Step,
+) -> StepReport {
     let started = Instant::now();
     let Some(action) = step.action() else {
         return errored(index, step, started, "the step has no single action".into());
@@ -240,7 +259,8 @@ pub async fn run_step<P: Provider>(run: &mut ScenarioRun<'_, P>, index: usize, s
                 Ok(args) => {
                     let deadline = step.within.map(|w| Instant::now() + w.0);
                     loop {
-                        match probe_once(run, &pod_name, &args, is_blob, step.expect.as_ref()).await {
+                        match probe_once(run, &pod_name, &args, is_blob, step.expect.as_ref()).await
+                        {
                             Err(e) => break Err(e),
                             Ok((failures, text)) => {
                                 output = Some(text);
@@ -275,7 +295,11 @@ pub async fn run_step<P: Provider>(run: &mut ScenarioRun<'_, P>, index: usize, s
             index,
             name: step_name(step),
             kind: action.keyword().into(),
-            status: if failures.is_empty() { Outcome::Passed } else { Outcome::Failed },
+            status: if failures.is_empty() {
+                Outcome::Passed
+            } else {
+                Outcome::Failed
+            },
             duration: started.elapsed(),
             failures,
             output,
@@ -283,13 +307,18 @@ pub async fn run_step<P: Provider>(run: &mut ScenarioRun<'_, P>, index: usize, s
     }
 }
 
-async fn delete<P: Provider>(run: &mut ScenarioRun<'_, P>, r: &podid_scenario::ObjectRef) -> Result<(), String> {
+async fn delete<P: Provider>(
+    run: &mut ScenarioRun<'_, P>,
+    r: &podid_scenario::ObjectRef,
+) -> Result<(), String> {
     let name = render(&r.name, &run.inst)?;
     if r.kind.value == ObjectKind::Pod && run.inst.pods.contains_key(&name) {
         run.delete_pod(&name).await?;
         return Ok(());
     }
-    let ns = run.inst.namespace_for(r.namespace.as_ref().map(|n| n.as_str()));
+    let ns = run
+        .inst
+        .namespace_for(r.namespace.as_ref().map(|n| n.as_str()));
     let client = run.env.provider.client();
     if !objects::delete(&client, r.kind.value, &ns, &name).await? {
         return Err(format!("{:?} {ns}/{name} does not exist", r.kind.value));
@@ -297,16 +326,26 @@ async fn delete<P: Provider>(run: &mut ScenarioRun<'_, P>, r: &podid_scenario::O
     Ok(())
 }
 
-async fn patch<P: Provider>(run: &mut ScenarioRun<'_, P>, p: &podid_scenario::PatchStep) -> Result<(), String> {
+async fn patch<P: Provider>(
+    run: &mut ScenarioRun<'_, P>,
+    p: &podid_scenario::PatchStep,
+) -> Result<(), String> {
     let name = render(&p.name, &run.inst)?;
-    let ns = run.inst.namespace_for(p.namespace.as_ref().map(|n| n.as_str()));
+    let ns = run
+        .inst
+        .namespace_for(p.namespace.as_ref().map(|n| n.as_str()));
     let body = reference::render_json(&p.patch.value, &run.inst).map_err(|e| e.to_string())?;
     objects::merge_patch(&run.env.provider.client(), p.kind.value, &ns, &name, &body).await
 }
 
-async fn wait<P: Provider>(run: &mut ScenarioRun<'_, P>, w: &podid_scenario::WaitStep) -> Result<Vec<Failure>, String> {
+async fn wait<P: Provider>(
+    run: &mut ScenarioRun<'_, P>,
+    w: &podid_scenario::WaitStep,
+) -> Result<Vec<Failure>, String> {
     let name = render(&w.name, &run.inst)?;
-    let ns = run.inst.namespace_for(w.namespace.as_ref().map(|n| n.as_str()));
+    let ns = run
+        .inst
+        .namespace_for(w.namespace.as_ref().map(|n| n.as_str()));
     let timeout = w.timeout.map(|t| t.0).unwrap_or(WAIT_DEFAULT);
     let deadline = Instant::now() + timeout;
     let client = run.env.provider.client();
@@ -318,7 +357,8 @@ async fn wait<P: Provider>(run: &mut ScenarioRun<'_, P>, w: &podid_scenario::Wai
         if Instant::now() >= deadline {
             return Ok(vec![Failure {
                 expectation: "wait".into(),
-                expected: format!("{:?} {ns}/{name} {:?}", w.kind.value, w.condition).to_lowercase(),
+                expected: format!("{:?} {ns}/{name} {:?}", w.kind.value, w.condition)
+                    .to_lowercase(),
                 actual: format!("not so after {}s", timeout.as_secs()),
                 message: "timed out waiting".into(),
             }]);
