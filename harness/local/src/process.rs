@@ -132,9 +132,19 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// The start time (clock ticks since boot) of process `pid`, to tell it from a reused pid.
+/// The start time (clock ticks since boot) of process `pid`, to tell it from a reused pid;
+/// `None` when there is no such process or it has already exited (a zombie awaiting its parent).
 pub fn process_start_time(pid: u32) -> Option<u64> {
-    parse_start_time(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    if parse_state(&stat)? == 'Z' {
+        return None;
+    }
+    parse_start_time(&stat)
+}
+
+/// Field 3 (`state`) of a `/proc/PID/stat` line.
+pub fn parse_state(stat: &str) -> Option<char> {
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
 }
 
 /// Field 22 (`starttime`) of a `/proc/PID/stat` line; the command name may contain spaces.
@@ -152,6 +162,8 @@ mod tests {
         let stat = "4242 (kube apiserver) S 1 4242 4242 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 12 0 987654 1000 50";
         assert_eq!(parse_start_time(stat), Some(987654));
         assert_eq!(parse_start_time("garbage"), None);
+        assert_eq!(parse_state(stat), Some('S'));
+        assert_eq!(parse_state("7 (x) Z 1 7"), Some('Z'));
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! Needs root; fails with the reason when it cannot run, unless `PODID_SKIP_E2E=1` marks it
 //! ignored (the same opt-out as the end-to-end suite).
 
-
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use podid_local::{

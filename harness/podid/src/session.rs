@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use podid_toolchain::{BuildObserver, ToolchainConfig};
 
+use crate::provider::ProbeCommand;
 use crate::provider::local::{LocalProvider, LocalProviderConfig};
 use crate::runner::Environment;
 
@@ -62,8 +63,8 @@ pub struct StartupFigures {
 pub struct LocalSessionOptions {
     /// Root of generated output (`target/podid`).
     pub output_dir: PathBuf,
-    /// The `podid-probe` binary.
-    pub probe: PathBuf,
+    /// How to run the probe inside pods.
+    pub probe: ProbeCommand,
     pub toolchain: ToolchainConfig,
 }
 
@@ -77,10 +78,10 @@ pub async fn start_local(
         Ok(report) => tracing::info!(?report, "removed leftovers of earlier runs"),
         Err(e) => tracing::warn!("could not clean leftovers of earlier runs: {e}"),
     }
-    if !options.probe.is_file() {
+    if !options.probe.program.is_file() {
         return Err(SessionError::Prerequisite(format!(
-            "the probe binary {} is missing; build it with `cargo build -p podid --bins`",
-            options.probe.display()
+            "the probe program {} is missing; build it with `cargo build -p podid --bins`",
+            options.probe.program.display()
         )));
     }
     let started = Instant::now();

@@ -8,11 +8,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use podid::provider::Provider;
 use podid::provider::local::LocalProvider;
+use podid::provider::{ProbeCommand, Provider};
 use podid::runner::{self, Environment};
 use podid::session::{self, LocalSessionOptions, SKIP_E2E_VAR};
 use podid_reports::{Outcome, RunReport, ScenarioReport};
@@ -24,44 +24,66 @@ fn workspace() -> PathBuf {
 }
 
 /// The environment all trials share, started by the first trial that needs it.
+///
+/// Everything that starts processes runs as a task on `runtime`'s worker threads: children die
+/// with the thread that spawned them, and the test harness's own threads come and go.
 struct Shared {
     runtime: tokio::runtime::Runtime,
-    env: OnceLock<Result<Environment<LocalProvider>, String>>,
-    start_lock: Mutex<()>,
+    env: tokio::sync::OnceCell<Result<Environment<LocalProvider>, String>>,
     reports: Mutex<Vec<ScenarioReport>>,
     started_at: chrono::DateTime<chrono::Utc>,
 }
 
-impl Shared {
-    fn env(&self) -> Result<&Environment<LocalProvider>, String> {
-        let _only_one_starts = self.start_lock.lock().unwrap_or_else(|p| p.into_inner());
-        self.env
-            .get_or_init(|| {
-                let options = LocalSessionOptions {
-                    output_dir: session::default_output_dir(&workspace()),
-                    probe: PathBuf::from(env!("CARGO_BIN_EXE_podid-probe")),
-                    toolchain: ToolchainConfig::from_env(),
-                };
-                let started = std::time::Instant::now();
-                let result = self
-                    .runtime
-                    .block_on(session::start_local(options, &LogObserver))
-                    .map_err(|e| format!("the local environment could not start: {e}"));
-                if let Ok((env, figures)) = &result {
-                    eprintln!(
-                        "e2e: environment ready in {:.1}s (toolchain {:.1}s, cluster and cloud {:.1}s), run {}",
-                        started.elapsed().as_secs_f64(),
-                        figures.toolchain.as_secs_f64(),
-                        figures.provider.as_secs_f64(),
-                        env.run_id
-                    );
-                    register_interrupt_cleanup(&env.run_id);
-                }
-                result.map(|(env, _)| env)
-            })
+static SHARED: OnceLock<Shared> = OnceLock::new();
+
+fn shared() -> &'static Shared {
+    SHARED.get_or_init(|| Shared {
+        runtime: tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("the async runtime starts"),
+        env: tokio::sync::OnceCell::new(),
+        reports: Mutex::new(Vec::new()),
+        started_at: chrono::Utc::now(),
+    })
+}
+
+async fn start_environment() -> Result<Environment<LocalProvider>, String> {
+    let options = LocalSessionOptions {
+        output_dir: session::default_output_dir(&workspace()),
+        probe: ProbeCommand::binary(PathBuf::from(env!("CARGO_BIN_EXE_podid-probe"))),
+        toolchain: ToolchainConfig::from_env(),
+    };
+    let started = std::time::Instant::now();
+    let (env, figures) = tokio::spawn(session::start_local(options, &LogObserver))
+        .await
+        .map_err(|e| format!("the start-up task failed: {e}"))?
+        .map_err(|e| format!("the local environment could not start: {e}"))?;
+    eprintln!(
+        "e2e: environment ready in {:.1}s (toolchain {:.1}s, cluster and cloud {:.1}s), run {}",
+        started.elapsed().as_secs_f64(),
+        figures.toolchain.as_secs_f64(),
+        figures.provider.as_secs_f64(),
+        env.run_id
+    );
+    register_interrupt_cleanup(&env.run_id);
+    Ok(env)
+}
+
+/// Runs one trial on the shared environment (starting it first if needed).
+fn run(trial: runner::Trial) -> Result<ScenarioReport, String> {
+    let shared = shared();
+    shared.runtime.block_on(async move {
+        let env = shared
+            .env
+            .get_or_init(start_environment)
+            .await
             .as_ref()
-            .map_err(|e| e.clone())
-    }
+            .map_err(|e| e.clone())?;
+        tokio::spawn(async move { runner::run_trial(env, &trial).await })
+            .await
+            .map_err(|e| format!("the trial task failed: {e}"))
+    })
 }
 
 /// Ctrl-C while trials run: tear the run down from its state file, then exit like SIGINT would.
@@ -137,17 +159,6 @@ fn main() -> ExitCode {
         eprintln!("e2e: {reason}");
     }
 
-    let shared = Arc::new(Shared {
-        runtime: tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("the async runtime starts"),
-        env: OnceLock::new(),
-        start_lock: Mutex::new(()),
-        reports: Mutex::new(Vec::new()),
-        started_at: chrono::Utc::now(),
-    });
-
     let mut trials = Vec::new();
     if files.is_empty() || !invalid.is_empty() {
         let problems: Vec<String> = invalid
@@ -172,13 +183,11 @@ fn main() -> ExitCode {
             .map(|t| t.value.as_str())
             .collect::<Vec<_>>()
             .join(",");
-        let shared = shared.clone();
         let t = Trial::test(name, move || {
-            let env = shared.env().map_err(Failed::from)?;
-            let report = shared.runtime.block_on(runner::run_trial(env, &trial));
+            let report = run(trial).map_err(Failed::from)?;
             let passed = report.status == Outcome::Passed;
             let text = failure_text(&report);
-            shared
+            shared()
                 .reports
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -199,21 +208,17 @@ fn main() -> ExitCode {
 
     let conclusion = libtest_mimic::run(&args, trials);
 
-    finish(shared);
+    finish();
     conclusion.exit_code()
 }
 
 /// Tears the environment down and writes the reports of the trials that ran.
-fn finish(shared: Arc<Shared>) {
-    let Ok(mut shared) = Arc::try_unwrap(shared) else {
-        eprintln!("e2e: a trial still holds the environment; relying on its drop for cleanup");
-        return;
-    };
-    let Some(Ok(mut env)) = shared.env.take() else {
+fn finish() {
+    let shared = shared();
+    let Some(Ok(env)) = shared.env.get() else {
         return;
     };
     let environment = env.provider.environment();
-    let run_id = env.run_id.clone();
     if let Some(report) = shared.runtime.block_on(env.provider.shutdown()) {
         if !report.errors.is_empty() {
             eprintln!("e2e: teardown problems: {}", report.errors.join("; "));
@@ -221,7 +226,7 @@ fn finish(shared: Arc<Shared>) {
     }
     let scenarios = std::mem::take(&mut *shared.reports.lock().unwrap_or_else(|p| p.into_inner()));
     let run = RunReport {
-        run_id,
+        run_id: env.run_id.clone(),
         provider: "local".into(),
         started_at: shared.started_at,
         duration: (chrono::Utc::now() - shared.started_at)

@@ -213,7 +213,17 @@ pub async fn run(args: ProbeArgs) -> ProbeReport {
 
 /// Entry point of the `podid-probe` binary.
 pub fn main() {
-    let args = ProbeArgs::parse();
+    main_from(std::env::args_os());
+}
+
+/// Runs the probe with an explicit command line (first item: the program name), so another
+/// binary (`podid probe …`) can host it.
+pub fn main_from<I, T>(argv: I)
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args = ProbeArgs::parse_from(argv);
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

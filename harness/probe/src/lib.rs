@@ -6,5 +6,5 @@ pub mod cli;
 pub mod report;
 pub mod request;
 
-pub use cli::{ProbeArgs, main};
+pub use cli::{ProbeArgs, main, main_from};
 pub use report::{HttpExchange, ProbeReport};

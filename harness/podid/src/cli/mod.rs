@@ -46,6 +46,12 @@ enum Command {
     Toolchain(toolchain::ToolchainArgs),
     /// Remove what killed runs left: processes, network namespaces, hosts files.
     Clean,
+    /// The workload podid runs inside pods (see `podid-probe --help`).
+    #[command(hide = true)]
+    Probe {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// The mock Azure cloud on its own.
     Mock {
         #[command(subcommand)]
@@ -66,7 +72,7 @@ pub fn default_scenarios() -> Vec<PathBuf> {
 
 fn init_logging(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
+        0 => "warn,kube_client::client::builder=off",
         1 => "info,kube=warn",
         _ => "debug,hyper=info,kube=info,rustls=info",
     };
@@ -79,6 +85,14 @@ fn init_logging(verbose: u8) {
 }
 
 pub fn main() -> ExitCode {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == "probe") {
+        // Inside a pod: no logging setup, one JSON line on stdout.
+        podid_probe::main_from(
+            std::iter::once("podid probe".into()).chain(argv.into_iter().skip(2)),
+        );
+        return ExitCode::SUCCESS;
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -99,6 +113,10 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Toolchain(args) => toolchain::run(args),
         Command::Clean => clean::run(),
+        Command::Probe { args } => {
+            podid_probe::main_from(std::iter::once("podid probe".into()).chain(args));
+            ExitCode::SUCCESS
+        }
         Command::Mock {
             command: MockCommand::Serve(args),
         } => match tokio_runtime().block_on(podid_mocks::standalone::serve(args)) {

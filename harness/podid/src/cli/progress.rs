@@ -123,3 +123,59 @@ impl BuildObserver for BuildProgress {
         }
     }
 }
+
+/// Live progress of a run: a bar over the trials on a terminal, with each finished scenario's
+/// line (and failure details) printed above it; plain lines otherwise.
+pub struct RunProgress<R> {
+    inner: R,
+    bar: Option<ProgressBar>,
+}
+
+impl<R: podid_reports::Reporter> RunProgress<R> {
+    pub fn new(inner: R, trials: usize) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(trials as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} [{pos}/{len}] {elapsed} {wide_msg}")
+                    .expect("static template"),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Self { inner, bar }
+    }
+
+    fn above<T>(&self, f: impl FnOnce() -> T) -> T {
+        match &self.bar {
+            Some(bar) => bar.suspend(f),
+            None => f(),
+        }
+    }
+}
+
+impl<R: podid_reports::Reporter> podid_reports::Reporter for RunProgress<R> {
+    fn scenario_started(&self, scenario: &str) {
+        match &self.bar {
+            Some(bar) => bar.set_message(format!("running {scenario}")),
+            None => self.inner.scenario_started(scenario),
+        }
+    }
+
+    fn step_finished(&self, scenario: &str, step: &podid_reports::StepReport) {
+        self.above(|| self.inner.step_finished(scenario, step));
+    }
+
+    fn scenario_finished(&self, scenario: &podid_reports::ScenarioReport) {
+        self.above(|| self.inner.scenario_finished(scenario));
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
+
+    fn run_finished(&self, report: &podid_reports::RunReport) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        self.inner.run_finished(report);
+    }
+}

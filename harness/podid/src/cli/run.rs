@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use futures::StreamExt;
-use podid::provider::Provider;
+use podid::provider::{ProbeCommand, Provider};
 use podid::runner::{self, Trial};
 use podid::session::{self, LocalSessionOptions};
 use podid_reports::{LineReporter, Reporter, RunReport};
@@ -68,11 +68,12 @@ fn workspace_output() -> PathBuf {
     session::default_output_dir(&std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")))
 }
 
-fn probe_path() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join("podid-probe")))
-        .unwrap_or_else(|| PathBuf::from("podid-probe"))
+/// The probe runs as `podid probe …`, so one binary is all a user needs.
+fn probe_command() -> ProbeCommand {
+    ProbeCommand {
+        program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("podid")),
+        args: vec!["probe".into()],
+    }
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
@@ -130,12 +131,12 @@ async fn run_trials(args: RunArgs, trials: Vec<Trial>, out: PathBuf) -> ExitCode
     let session = session::start_local(
         LocalSessionOptions {
             output_dir: out.clone(),
-            probe: probe_path(),
+            probe: probe_command(),
             toolchain: ToolchainConfig::from_env(),
         },
         &progress,
     );
-    let (mut env, figures) = tokio::select! {
+    let (env, figures) = tokio::select! {
         r = session => match r {
             Ok(x) => x,
             Err(e) => {
@@ -159,7 +160,8 @@ async fn run_trials(args: RunArgs, trials: Vec<Trial>, out: PathBuf) -> ExitCode
         trials.len(),
         env.run_id
     );
-    let reporter = LineReporter::stderr().verbose(args.steps);
+    let reporter =
+        super::progress::RunProgress::new(LineReporter::stderr().verbose(args.steps), trials.len());
     let mut reports = Vec::new();
     let interrupted = {
         let env_ref = &env;
@@ -167,6 +169,9 @@ async fn run_trials(args: RunArgs, trials: Vec<Trial>, out: PathBuf) -> ExitCode
         let mut stream = futures::stream::iter(trials.iter().map(|trial| async move {
             reporter.scenario_started(&trial.name(env_ref.provider.name()));
             let report = runner::run_trial(env_ref, trial).await;
+            for step in &report.steps {
+                reporter.step_finished(&report.name, step);
+            }
             reporter.scenario_finished(&report);
             report
         }))

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use podid_local::{
@@ -20,7 +20,7 @@ use podid_probe::ProbeReport;
 use podid_scenario::NmiMode;
 use podid_toolchain::Toolchain;
 
-use super::{NodeInfo, PodHandle, PodRequest, Provider, ProviderError, SavedFile};
+use super::{NodeInfo, PodHandle, PodRequest, ProbeCommand, Provider, ProviderError, SavedFile};
 
 /// Address of the mock AAD inside every node namespace (TEST-NET-1: never routed anywhere).
 pub const AAD_ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
@@ -39,18 +39,19 @@ pub struct LocalProviderConfig {
     /// Everything the run writes (logs, certificates, kubeconfig) goes under it.
     pub work_dir: PathBuf,
     pub toolchain: Toolchain,
-    /// The `podid-probe` binary run inside pods.
-    pub probe: PathBuf,
+    /// How to run the probe inside pods.
+    pub probe: ProbeCommand,
 }
 
 /// The default provider: everything on this machine, no Docker, no Azure.
 pub struct LocalProvider {
-    cluster: Option<LocalCluster>,
+    /// Shared so callers can keep using the provider through `&self` until `shutdown`.
+    cluster: Mutex<Option<Arc<LocalCluster>>>,
     cloud: MockCloud,
-    servers: Vec<ServerHandle>,
+    servers: Mutex<Vec<ServerHandle>>,
     nodes: Vec<NodeInfo>,
     ca_file: PathBuf,
-    probe: PathBuf,
+    probe: ProbeCommand,
     pods: Mutex<HashMap<(String, String), LocalPod>>,
     nmi_running: tokio::sync::Mutex<bool>,
     environment: Vec<(String, String)>,
@@ -139,9 +140,9 @@ impl LocalProvider {
         .map_err(|e| err("starting the local cluster", e))?;
 
         let mut provider = LocalProvider {
-            cluster: Some(cluster),
+            cluster: Mutex::new(Some(Arc::new(cluster))),
             cloud,
-            servers: Vec::new(),
+            servers: Mutex::new(Vec::new()),
             nodes: Vec::new(),
             ca_file,
             probe: config.probe,
@@ -161,9 +162,11 @@ impl LocalProvider {
         Ok(provider)
     }
 
-    fn cluster(&self) -> &LocalCluster {
+    fn cluster(&self) -> Arc<LocalCluster> {
         self.cluster
-            .as_ref()
+            .lock()
+            .expect("cluster lock")
+            .clone()
             .expect("the cluster lives until shutdown")
     }
 
@@ -172,8 +175,8 @@ impl LocalProvider {
             (AAD_ADDRESS.into(), "login.microsoftonline.com".into()),
             (ARM_ADDRESS.into(), "management.azure.com".into()),
         ];
+        let cluster = self.cluster();
         for (logical, pool) in NODES {
-            let cluster = self.cluster.as_ref().expect("started");
             let node = cluster
                 .node(logical)
                 .ok_or_else(|| err("finding the node", logical))?;
@@ -200,7 +203,7 @@ impl LocalProvider {
                 let handle = self.cloud.serve(endpoint, listener).await.map_err(|e| {
                     err(&format!("serving the mock cloud at {addr} in {logical}"), e)
                 })?;
-                self.servers.push(handle);
+                self.servers.lock().expect("server list lock").push(handle);
             }
             cluster
                 .set_node_hosts(logical, &cloud_hosts)
@@ -219,20 +222,26 @@ impl LocalProvider {
         self.cluster().timings().clone()
     }
 
-    /// Stops everything the provider started; safe to call once at the end of a run.
-    pub async fn shutdown(&mut self) -> Option<TeardownReport> {
-        for server in self.servers.drain(..) {
+    /// Stops everything the provider started; call once at the end of a run, when no scenario
+    /// runs any more (a cluster still in use is torn down when its last user drops it).
+    pub async fn shutdown(&self) -> Option<TeardownReport> {
+        let servers = std::mem::take(&mut *self.servers.lock().expect("server list lock"));
+        for server in servers {
             server.shutdown().await;
         }
-        match self.cluster.take() {
-            Some(cluster) => match cluster.shutdown().await {
+        let cluster = self.cluster.lock().expect("cluster lock").take()?;
+        match Arc::try_unwrap(cluster) {
+            Ok(cluster) => match cluster.shutdown().await {
                 Ok(report) => Some(report),
                 Err(e) => {
                     tracing::error!("tearing down the local cluster: {e}");
                     None
                 }
             },
-            None => None,
+            Err(_) => {
+                tracing::warn!("the local cluster is still in use; it is torn down when released");
+                None
+            }
         }
     }
 }
@@ -351,8 +360,9 @@ impl Provider for LocalProvider {
             .ok_or_else(|| {
                 ProviderError(format!("pod {}/{} is not running", pod.namespace, pod.name))
             })?;
-        let mut command = self.cluster().pod_command(&local, &self.probe);
-        command.args(args).kill_on_drop(true);
+        let cluster = self.cluster();
+        let mut command = cluster.pod_command(&local, &self.probe.program);
+        command.args(&self.probe.args).args(args).kill_on_drop(true);
         let output = command.output().await.map_err(|e| {
             err(
                 &format!("running the probe in pod {}/{}", pod.namespace, pod.name),
@@ -379,7 +389,8 @@ impl Provider for LocalProvider {
 
     async fn save_diagnostics(&self, _since: SystemTime, dir: &Path) -> Vec<SavedFile> {
         let mut out = Vec::new();
-        for node in self.cluster().nodes() {
+        let cluster = self.cluster();
+        for node in cluster.nodes() {
             let target = dir.join(format!("nmi-{}.log", node.name));
             match std::fs::read_to_string(&node.nmi_log) {
                 Ok(text) => {

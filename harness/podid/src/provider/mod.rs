@@ -46,6 +46,24 @@ pub struct PodHandle {
     pub ip: IpAddr,
 }
 
+/// How to start the probe: a program and the arguments that come before the probe's own (the
+/// `podid-probe` binary, or `podid probe`).
+#[derive(Debug, Clone)]
+pub struct ProbeCommand {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+}
+
+impl ProbeCommand {
+    /// The `podid-probe` binary.
+    pub fn binary(path: PathBuf) -> Self {
+        Self {
+            program: path,
+            args: Vec::new(),
+        }
+    }
+}
+
 /// A file the provider saved for a failure report.
 #[derive(Debug, Clone)]
 pub struct SavedFile {
