@@ -1,5 +1,6 @@
 //! Argument parsing and dispatch; each subcommand lives in its own module.
 
+mod binaries;
 mod clean;
 mod list;
 mod progress;

@@ -11,7 +11,6 @@ use podid::runner::{self, Trial};
 use podid::session::{self, LocalSessionOptions};
 use podid_reports::{LineReporter, Reporter, RunReport};
 use podid_scenario::{NmiMode, ScenarioFile};
-use podid_toolchain::ToolchainConfig;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ProviderKind {
@@ -49,6 +48,8 @@ pub struct RunArgs {
     /// Print every step, not only failures.
     #[arg(long)]
     pub steps: bool,
+    #[command(flatten)]
+    pub binaries: super::binaries::BinaryOverrides,
 }
 
 /// Scenarios whose name contains `filter` and that carry any of `tags`.
@@ -132,7 +133,7 @@ async fn run_trials(args: RunArgs, trials: Vec<Trial>, out: PathBuf) -> ExitCode
         LocalSessionOptions {
             output_dir: out.clone(),
             probe: probe_command(),
-            toolchain: ToolchainConfig::from_env(),
+            toolchain: args.binaries.config(),
         },
         &progress,
     );

@@ -3,17 +3,19 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use podid_toolchain::{ArtifactState, ToolchainConfig};
+use podid_toolchain::ArtifactState;
 
 #[derive(Debug, Args)]
 pub struct ToolchainArgs {
     /// Only show what is cached, missing or overridden; build nothing.
     #[arg(long)]
     pub status: bool,
+    #[command(flatten)]
+    pub binaries: super::binaries::BinaryOverrides,
 }
 
 pub fn run(args: ToolchainArgs) -> ExitCode {
-    let config = ToolchainConfig::from_env();
+    let config = args.binaries.config();
     if args.status {
         println!("cache: {}", config.cache_dir.display());
         for s in podid_toolchain::status(&config) {
