@@ -186,11 +186,9 @@ impl ScenarioInstance {
     }
 
     /// What the mock cloud must hold for this scenario (identities, principals, storage, roles).
-    pub fn cloud_spec(
-        &self,
-        scenario: &Scenario,
-        service_principal_certs: &HashMap<String, String>,
-    ) -> CloudSpec {
+    /// Certificate credentials are not generated yet, so principals declared with
+    /// `certificate: true` are refused here with the reason.
+    pub fn cloud_spec(&self, scenario: &Scenario) -> Result<CloudSpec, String> {
         let cloud = &scenario.cloud;
         let mut spec = CloudSpec {
             tenant_id: self.tenant_id.clone(),
@@ -216,12 +214,12 @@ impl ScenarioInstance {
                 Some(secret) => SpCredential::Secret {
                     secret: secret.value.clone(),
                 },
-                None => SpCredential::Certificate {
-                    cert_pem: service_principal_certs
-                        .get(name.as_str())
-                        .cloned()
-                        .unwrap_or_default(),
-                },
+                None => {
+                    return Err(format!(
+                        "service principal `{}` uses a certificate, which podid does not generate yet; give it a `secret`",
+                        name.value
+                    ));
+                }
             };
             spec.service_principals.push(ServicePrincipal {
                 name: format!("{}-{}", name.value, self.suffix),
@@ -282,7 +280,7 @@ impl ScenarioInstance {
                 scope,
             });
         }
-        spec
+        Ok(spec)
     }
 }
 

@@ -136,25 +136,57 @@ pub fn objects_of(cluster: &Cluster, inst: &ScenarioInstance) -> Result<Vec<Valu
     Ok(out)
 }
 
-/// Finds the API resource for a kind (a discovery round-trip; cheap on a local API server).
-pub async fn resolve(
-    client: &kube::Client,
-    gvk: &GroupVersionKind,
-) -> Result<(ApiResource, ApiCapabilities), String> {
-    kube::discovery::pinned_kind(client, gvk)
-        .await
-        .map_err(|e| format!("looking up {}/{} {}: {e}", gvk.group, gvk.version, gvk.kind))
+/// API resources by kind, looked up once per run (discovery is a round-trip per kind).
+#[derive(Default)]
+pub struct Kinds {
+    known: std::sync::Mutex<
+        std::collections::HashMap<GroupVersionKind, (ApiResource, ApiCapabilities)>,
+    >,
 }
 
-fn api_for(
-    client: &kube::Client,
-    resource: &ApiResource,
-    caps: &ApiCapabilities,
-    namespace: Option<&str>,
-) -> Api<DynamicObject> {
-    match (caps.scope.clone(), namespace) {
-        (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, resource),
-        _ => Api::all_with(client.clone(), resource),
+impl Kinds {
+    /// The API resource serving `gvk`.
+    pub async fn resolve(
+        &self,
+        client: &kube::Client,
+        gvk: &GroupVersionKind,
+    ) -> Result<(ApiResource, ApiCapabilities), String> {
+        if let Some(found) = self.known.lock().expect("kinds lock").get(gvk) {
+            return Ok(found.clone());
+        }
+        let found = kube::discovery::pinned_kind(client, gvk)
+            .await
+            .map_err(|e| format!("looking up {}/{} {}: {e}", gvk.group, gvk.version, gvk.kind))?;
+        self.known
+            .lock()
+            .expect("kinds lock")
+            .insert(gvk.clone(), found.clone());
+        Ok(found)
+    }
+
+    /// A dynamic API handle for `gvk`, namespaced when the kind is.
+    pub async fn api(
+        &self,
+        client: &kube::Client,
+        gvk: &GroupVersionKind,
+        namespace: Option<&str>,
+    ) -> Result<(Api<DynamicObject>, ApiResource), String> {
+        let (resource, caps) = self.resolve(client, gvk).await?;
+        let api = match (caps.scope, namespace) {
+            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &resource),
+            _ => Api::all_with(client.clone(), &resource),
+        };
+        Ok((api, resource))
+    }
+
+    async fn api_of(
+        &self,
+        client: &kube::Client,
+        kind: ObjectKind,
+        namespace: &str,
+    ) -> Result<Api<DynamicObject>, String> {
+        let ns = kind.is_namespaced().then_some(namespace);
+        Ok(self.api(client, &gvk_of(kind), ns).await?.0)
     }
 }
 
@@ -172,15 +204,14 @@ fn gvk_of_value(value: &Value) -> Result<GroupVersionKind, String> {
 }
 
 /// Creates or updates an object (server-side apply).
-pub async fn apply(client: &kube::Client, value: &Value) -> Result<(), String> {
+pub async fn apply(kinds: &Kinds, client: &kube::Client, value: &Value) -> Result<(), String> {
     let gvk = gvk_of_value(value)?;
     let name = value["metadata"]["name"]
         .as_str()
         .unwrap_or_default()
         .to_string();
     let namespace = value["metadata"]["namespace"].as_str().map(String::from);
-    let (resource, caps) = resolve(client, &gvk).await?;
-    let api = api_for(client, &resource, &caps, namespace.as_deref());
+    let (api, _) = kinds.api(client, &gvk, namespace.as_deref()).await?;
     api.patch(
         &name,
         &PatchParams::apply(FIELD_MANAGER).force(),
@@ -205,28 +236,21 @@ fn qualified(namespace: Option<&str>, name: &str) -> String {
 }
 
 /// Deletes an object immediately (grace period 0, background propagation: there is no
-/// garbage collector to wait for). A missing object is not an error.
+/// garbage collector to wait for). Returns whether it existed.
 pub async fn delete(
+    kinds: &Kinds,
     client: &kube::Client,
     kind: ObjectKind,
     namespace: &str,
     name: &str,
 ) -> Result<bool, String> {
-    let gvk = gvk_of(kind);
-    let (resource, caps) = resolve(client, &gvk).await?;
-    let api = api_for(
-        client,
-        &resource,
-        &caps,
-        kind.is_namespaced().then_some(namespace),
-    );
+    let api = kinds.api_of(client, kind, namespace).await?;
     let params = DeleteParams::background().grace_period(0);
     match api.delete(name, &params).await {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
         Err(e) => Err(format!(
-            "deleting {:?} {}: {e}",
-            kind,
+            "deleting {kind:?} {}: {e}",
             qualified(Some(namespace), name)
         )),
     }
@@ -234,27 +258,20 @@ pub async fn delete(
 
 /// Applies a JSON merge patch.
 pub async fn merge_patch(
+    kinds: &Kinds,
     client: &kube::Client,
     kind: ObjectKind,
     namespace: &str,
     name: &str,
     patch: &Value,
 ) -> Result<(), String> {
-    let gvk = gvk_of(kind);
-    let (resource, caps) = resolve(client, &gvk).await?;
-    let api = api_for(
-        client,
-        &resource,
-        &caps,
-        kind.is_namespaced().then_some(namespace),
-    );
+    let api = kinds.api_of(client, kind, namespace).await?;
     api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
         .await
         .map(|_| ())
         .map_err(|e| {
             format!(
-                "patching {:?} {}: {e}",
-                kind,
+                "patching {kind:?} {}: {e}",
                 qualified(Some(namespace), name)
             )
         })
@@ -262,30 +279,22 @@ pub async fn merge_patch(
 
 /// Whether an object exists now.
 pub async fn exists(
+    kinds: &Kinds,
     client: &kube::Client,
     kind: ObjectKind,
     namespace: &str,
     name: &str,
 ) -> Result<bool, String> {
-    let gvk = gvk_of(kind);
-    let (resource, caps) = resolve(client, &gvk).await?;
-    let api = api_for(
-        client,
-        &resource,
-        &caps,
-        kind.is_namespaced().then_some(namespace),
-    );
-    api.get_opt(name).await.map(|o| o.is_some()).map_err(|e| {
-        format!(
-            "reading {:?} {}: {e}",
-            kind,
-            qualified(Some(namespace), name)
-        )
-    })
+    let api = kinds.api_of(client, kind, namespace).await?;
+    api.get_opt(name)
+        .await
+        .map(|o| o.is_some())
+        .map_err(|e| format!("reading {kind:?} {}: {e}", qualified(Some(namespace), name)))
 }
 
-/// Every object of these kinds in a namespace, as JSON (managedFields dropped), for diagnostics.
-pub async fn dump_namespace(client: &kube::Client, namespace: &str) -> Value {
+/// Every object of the identity-related kinds in a namespace, as JSON (managedFields dropped),
+/// for failure diagnostics. Secrets are never included.
+pub async fn dump_namespace(kinds: &Kinds, client: &kube::Client, namespace: &str) -> Value {
     let mut out = Vec::new();
     for kind in [
         ObjectKind::Pod,
@@ -293,11 +302,9 @@ pub async fn dump_namespace(client: &kube::Client, namespace: &str) -> Value {
         ObjectKind::AzureIdentityBinding,
         ObjectKind::AzurePodIdentityException,
     ] {
-        let gvk = gvk_of(kind);
-        let Ok((resource, caps)) = resolve(client, &gvk).await else {
+        let Ok((api, resource)) = kinds.api(client, &gvk_of(kind), Some(namespace)).await else {
             continue;
         };
-        let api = api_for(client, &resource, &caps, Some(namespace));
         if let Ok(list) = api.list(&Default::default()).await {
             for mut obj in list.items {
                 obj.metadata.managed_fields = None;

@@ -71,6 +71,36 @@ pub fn default_scenarios() -> Vec<PathBuf> {
     vec![PathBuf::from("scenarios")]
 }
 
+/// Finds and loads the scenario files under `paths` (default `scenarios/`): the valid ones and
+/// the problems of the others; a path that does not exist is a usage error.
+pub fn load_scenarios(
+    paths: &[PathBuf],
+) -> Result<
+    (
+        Vec<podid_scenario::ScenarioFile>,
+        Vec<podid_scenario::FileProblems>,
+    ),
+    ExitCode,
+> {
+    let paths = if paths.is_empty() {
+        default_scenarios()
+    } else {
+        paths.to_vec()
+    };
+    let files = podid_scenario::discover(&paths).map_err(|p| fail(p.one_line()))?;
+    if files.is_empty() {
+        return Err(fail(format!(
+            "no scenario files (*.yaml) in {}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok(podid_scenario::load_all(&files))
+}
+
 fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "warn,kube_client::client::builder=off",

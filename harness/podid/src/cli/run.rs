@@ -78,16 +78,10 @@ fn probe_command() -> ProbeCommand {
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
-    let paths = if args.paths.is_empty() {
-        super::default_scenarios()
-    } else {
-        args.paths.clone()
+    let (loaded, failed) = match super::load_scenarios(&args.paths) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
-    let files = match podid_scenario::discover(&paths) {
-        Ok(f) => f,
-        Err(p) => return super::fail(p.one_line()),
-    };
-    let (loaded, failed) = podid_scenario::load_all(&files);
     if !failed.is_empty() {
         for f in &failed {
             for p in &f.problems {

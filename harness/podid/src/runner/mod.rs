@@ -4,7 +4,6 @@
 mod gate;
 mod steps;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -61,6 +60,8 @@ pub struct Environment<P: Provider> {
     /// Where failure diagnostics go (`target/podid/runs/<run>/`).
     pub artifacts_dir: PathBuf,
     pub gate: NmiGate,
+    /// API resources by kind, discovered once.
+    pub kinds: objects::Kinds,
     /// Default deadline of one token/blob step (probe included).
     pub step_timeout: Duration,
 }
@@ -72,6 +73,7 @@ impl<P: Provider> Environment<P> {
             run_id,
             artifacts_dir,
             gate: NmiGate::default(),
+            kinds: objects::Kinds::default(),
             step_timeout: Duration::from_secs(150),
         }
     }
@@ -120,7 +122,7 @@ impl<P: Provider> ScenarioRun<'_, P> {
         }
         let values = objects::objects_of(cluster, &self.inst).map_err(|e| e.to_string())?;
         for value in values {
-            objects::apply(&client, &value).await?;
+            objects::apply(&self.env.kinds, &client, &value).await?;
             if let Some(kind) = kind_of(&value) {
                 let ns = value["metadata"]["namespace"]
                     .as_str()
@@ -182,7 +184,7 @@ impl<P: Provider> ScenarioRun<'_, P> {
 
     async fn setup(&mut self) -> Result<(), String> {
         let cloud = self.env.provider.cloud();
-        let spec = self.inst.cloud_spec(self.scenario, &HashMap::new());
+        let spec = self.inst.cloud_spec(self.scenario)?;
         cloud
             .apply(&spec)
             .map_err(|e| format!("adding the scenario's objects to the mock cloud: {e}"))?;
@@ -230,7 +232,7 @@ impl<P: Provider> ScenarioRun<'_, P> {
         }
         let client = self.env.provider.client();
         for (kind, ns, name) in self.created.objects.drain(..).rev() {
-            if let Err(e) = objects::delete(&client, kind, &ns, &name).await {
+            if let Err(e) = objects::delete(&self.env.kinds, &client, kind, &ns, &name).await {
                 problems.push(e);
             }
         }
@@ -287,7 +289,7 @@ impl<P: Provider> ScenarioRun<'_, P> {
         namespaces.extend(self.inst.namespaces.values().cloned());
         let mut dump = Vec::new();
         for ns in namespaces {
-            dump.push(objects::dump_namespace(&client, &ns).await);
+            dump.push(objects::dump_namespace(&self.env.kinds, &client, &ns).await);
         }
         write(
             "API objects",

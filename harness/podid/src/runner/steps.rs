@@ -320,7 +320,7 @@ async fn delete<P: Provider>(
         .inst
         .namespace_for(r.namespace.as_ref().map(|n| n.as_str()));
     let client = run.env.provider.client();
-    if !objects::delete(&client, r.kind.value, &ns, &name).await? {
+    if !objects::delete(&run.env.kinds, &client, r.kind.value, &ns, &name).await? {
         return Err(format!("{:?} {ns}/{name} does not exist", r.kind.value));
     }
     Ok(())
@@ -335,7 +335,15 @@ async fn patch<P: Provider>(
         .inst
         .namespace_for(p.namespace.as_ref().map(|n| n.as_str()));
     let body = reference::render_json(&p.patch.value, &run.inst).map_err(|e| e.to_string())?;
-    objects::merge_patch(&run.env.provider.client(), p.kind.value, &ns, &name, &body).await
+    objects::merge_patch(
+        &run.env.kinds,
+        &run.env.provider.client(),
+        p.kind.value,
+        &ns,
+        &name,
+        &body,
+    )
+    .await
 }
 
 async fn wait<P: Provider>(
@@ -351,7 +359,7 @@ async fn wait<P: Provider>(
     let client = run.env.provider.client();
     let want = w.condition == WaitFor::Exists;
     loop {
-        if objects::exists(&client, w.kind.value, &ns, &name).await? == want {
+        if objects::exists(&run.env.kinds, &client, w.kind.value, &ns, &name).await? == want {
             return Ok(Vec::new());
         }
         if Instant::now() >= deadline {
