@@ -38,7 +38,6 @@ const ETCD_READY_TIMEOUT: Duration = Duration::from_secs(30);
 const APISERVER_READY_TIMEOUT: Duration = Duration::from_secs(60);
 const CRD_TIMEOUT: Duration = Duration::from_secs(30);
 const NMI_READY_TIMEOUT: Duration = Duration::from_secs(30);
-const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// One fake node: its namespace (holding NMI, the metadata address and its extra addresses).
 #[derive(Debug, Clone)]
@@ -435,8 +434,10 @@ impl LocalCluster {
                 .processes_stopped
                 .push(format!("{} (pid {})", process.name(), process.pid()));
         }
+        // The control plane is thrown away with its data directory: a graceful stop only costs
+        // time (kube-apiserver drains for seconds), so it is killed outright.
         for mut process in owned.apiserver.take().into_iter().chain(owned.etcd.take()) {
-            process.stop(STOP_GRACE).await;
+            process.kill().await;
             report
                 .processes_stopped
                 .push(format!("{} (pid {})", process.name(), process.pid()));

@@ -86,20 +86,6 @@ impl ChildProcess {
         let _ = kill(Pid::from_raw(self.pid as i32), signal);
     }
 
-    /// SIGTERM, then SIGKILL if still running after `grace`; waits for the exit.
-    pub async fn stop(&mut self, grace: Duration) {
-        if self.exited().is_some() {
-            return;
-        }
-        self.signal(Signal::SIGTERM);
-        if tokio::time::timeout(grace, self.child.wait())
-            .await
-            .is_err()
-        {
-            self.kill().await;
-        }
-    }
-
     /// SIGKILL and wait for the exit.
     pub async fn kill(&mut self) {
         let _ = self.child.start_kill();
