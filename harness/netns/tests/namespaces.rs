@@ -1,4 +1,5 @@
-//! Real namespaces, links and sockets (needs root; skipped with a message otherwise).
+//! Real namespaces, links and sockets. Needs root; fails with the reason without it, unless
+//! `PODID_SKIP_E2E=1` marks these trials ignored (the opt-out shared with the end-to-end suite).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -24,12 +25,7 @@ impl Drop for Cleanup {
     }
 }
 
-#[tokio::test]
 async fn pod_reaches_node_address_with_its_own_source_ip() {
-    if !is_root() {
-        eprintln!("skipped: network namespaces need root");
-        return;
-    }
     let run = run_id();
     let node_name = namespace_name(&run, "node");
     let pod_name = namespace_name(&run, "pod");
@@ -94,12 +90,7 @@ async fn pod_reaches_node_address_with_its_own_source_ip() {
     );
 }
 
-#[tokio::test]
 async fn sysctl_commands_and_hosts_stay_inside_the_namespace() {
-    if !is_root() {
-        eprintln!("skipped: network namespaces need root");
-        return;
-    }
     let run = run_id();
     let name = namespace_name(&run, "sys");
     let _cleanup = Cleanup(vec![name.clone()]);
@@ -154,4 +145,48 @@ async fn sysctl_commands_and_hosts_stay_inside_the_namespace() {
     assert!(!ns.etc_dir().exists());
     assert!(!list_leftovers().namespaces.contains(&name));
     NetNamespace::delete_by_name(&name).unwrap(); // idempotent
+}
+
+fn main() -> std::process::ExitCode {
+    let args = libtest_mimic::Arguments::from_args();
+    let skip = std::env::var("PODID_SKIP_E2E").is_ok_and(|v| !v.is_empty() && v != "0");
+    if skip {
+        eprintln!(
+            "PODID_SKIP_E2E is set: the network namespace trials are ignored on this machine"
+        );
+    }
+    fn trial<F: std::future::Future<Output = ()> + 'static>(
+        name: &'static str,
+        body: fn() -> F,
+        skip: bool,
+    ) -> libtest_mimic::Trial {
+        libtest_mimic::Trial::test(name, move || {
+            if !is_root() {
+                return Err(
+                    "network namespaces need root (set PODID_SKIP_E2E=1 to ignore these trials)"
+                        .into(),
+                );
+            }
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| libtest_mimic::Failed::from(e.to_string()))?
+                .block_on(body());
+            Ok(())
+        })
+        .with_ignored_flag(skip)
+    }
+    let trials = vec![
+        trial(
+            "pod_reaches_node_address_with_its_own_source_ip",
+            pod_reaches_node_address_with_its_own_source_ip,
+            skip,
+        ),
+        trial(
+            "sysctl_commands_and_hosts_stay_inside_the_namespace",
+            sysctl_commands_and_hosts_stay_inside_the_namespace,
+            skip,
+        ),
+    ];
+    libtest_mimic::run(&args, trials).exit_code()
 }
