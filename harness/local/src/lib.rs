@@ -34,4 +34,4 @@ pub use kubeconfig::render_kubeconfig;
 pub use nmi::{NmiNodeFlags, kubelet_config_contents, nmi_args};
 pub use probe::get_in_namespace;
 pub use run_id::{generate_run_id, is_valid_run_id};
-pub use state::{CleanReport, clean_leftovers, clean_run};
+pub use state::{CleanReport, clean_leftovers, clean_own_runs, clean_run};

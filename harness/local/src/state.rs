@@ -115,6 +115,12 @@ pub fn clean_run(run_id: &str) -> Result<CleanReport, LocalError> {
     clean_where(|state| state.run_id == run_id)
 }
 
+/// Tears down every run this process owns (e.g. on Ctrl-C, including a run still starting).
+pub fn clean_own_runs() -> Result<CleanReport, LocalError> {
+    let me = std::process::id();
+    clean_where(|state| state.owner.pid == me)
+}
+
 fn clean_where(doomed: impl Fn(&RunState) -> bool) -> Result<CleanReport, LocalError> {
     let mut report = CleanReport::default();
     for state in RunState::load_all() {

@@ -66,7 +66,6 @@ async fn start_environment() -> Result<Environment<LocalProvider>, String> {
         figures.provider.as_secs_f64(),
         env.run_id
     );
-    register_interrupt_cleanup(&env.run_id);
     Ok(env)
 }
 
@@ -86,10 +85,10 @@ fn run(trial: runner::Trial) -> Result<ScenarioReport, String> {
     })
 }
 
-/// Ctrl-C while trials run: tear the run down from its state file, then exit like SIGINT would.
-fn register_interrupt_cleanup(run_id: &str) {
-    let run_id = run_id.to_string();
-    std::thread::spawn(move || {
+/// Ctrl-C at any time (even while the cluster starts): tear down this process's runs from their
+/// state files, then exit as SIGINT would.
+fn register_interrupt_cleanup() {
+    std::thread::spawn(|| {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -97,9 +96,12 @@ fn register_interrupt_cleanup(run_id: &str) {
             return;
         };
         if rt.block_on(tokio::signal::ctrl_c()).is_ok() {
-            eprintln!("e2e: interrupted; removing run {run_id}");
-            if let Err(e) = podid_local::clean_run(&run_id) {
-                eprintln!("e2e: cleanup after interrupt failed: {e}");
+            eprintln!("e2e: interrupted; removing this run's processes and namespaces");
+            // Twice: a trial still running may record a pod between the two passes.
+            for _ in 0..2 {
+                if let Err(e) = podid_local::clean_own_runs() {
+                    eprintln!("e2e: cleanup after interrupt failed: {e}");
+                }
             }
             std::process::exit(130);
         }
@@ -206,6 +208,9 @@ fn main() -> ExitCode {
         });
     }
 
+    if skip_reason.is_none() && !args.list {
+        register_interrupt_cleanup();
+    }
     let conclusion = libtest_mimic::run(&args, trials);
 
     finish();

@@ -142,7 +142,7 @@ async fn run_trials(args: RunArgs, trials: Vec<Trial>, out: PathBuf) -> ExitCode
         _ = tokio::signal::ctrl_c() => {
             progress.finish();
             eprintln!("podid: interrupted during start-up; removing what was started");
-            let _ = podid_local::clean_leftovers();
+            let _ = podid_local::clean_own_runs();
             return ExitCode::from(130);
         }
     };
