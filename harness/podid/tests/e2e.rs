@@ -152,7 +152,13 @@ fn main() -> ExitCode {
         .try_init();
 
     let files = podid_scenario::discover(&[workspace().join("scenarios")]).unwrap_or_default();
-    let (loaded, invalid) = podid_scenario::load_all(&files);
+    let (mut loaded, invalid) = podid_scenario::load_all(&files);
+    // Reports name files relative to the repository, as a contributor sees them.
+    for file in &mut loaded {
+        if let Ok(relative) = file.path.strip_prefix(workspace()) {
+            file.path = relative.to_path_buf();
+        }
+    }
     let skip_reason = std::env::var(SKIP_E2E_VAR)
         .ok()
         .filter(|v| !v.is_empty() && v != "0")

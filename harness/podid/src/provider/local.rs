@@ -149,7 +149,6 @@ impl LocalProvider {
             pods: Mutex::new(HashMap::new()),
             nmi_running: tokio::sync::Mutex::new(false),
             environment: vec![
-                ("provider".into(), "local".into()),
                 ("nmi".into(), tc.versions.nmi.clone()),
                 ("kube-apiserver".into(), tc.versions.kube_apiserver.clone()),
                 ("etcd".into(), tc.versions.etcd.clone()),
