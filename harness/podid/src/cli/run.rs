@@ -113,6 +113,19 @@ pub fn run(args: RunArgs) -> ExitCode {
     if trials.is_empty() {
         return super::fail("no scenario matches the filters (see `podid list`)");
     }
+    // Scenarios that need the same NMI command line run one after another, so NMI restarts
+    // once per distinct configuration rather than back and forth.
+    let mut trials = trials;
+    trials.sort_by_cached_key(|t| {
+        let flags: Vec<String> = t
+            .scenario()
+            .nmi
+            .flags
+            .iter()
+            .map(|f| f.value.clone())
+            .collect();
+        (t.mode.as_str(), flags)
+    });
     let out = args.out.clone().unwrap_or_else(workspace_output);
     let runtime = super::tokio_runtime();
     runtime.block_on(run_trials(args, trials, out))
