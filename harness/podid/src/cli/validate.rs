@@ -13,26 +13,10 @@ pub struct ValidateArgs {
 }
 
 pub fn run(args: ValidateArgs) -> ExitCode {
-    let paths = if args.paths.is_empty() {
-        super::default_scenarios()
-    } else {
-        args.paths
+    let (loaded, failed) = match super::load_scenarios(&args.paths) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
-    let files = match podid_scenario::discover(&paths) {
-        Ok(files) => files,
-        Err(problem) => return super::fail(problem.one_line()),
-    };
-    if files.is_empty() {
-        return super::fail(format!(
-            "no scenario files (*.yaml) in {}",
-            paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    let (loaded, failed) = podid_scenario::load_all(&files);
     let colour = std::io::stderr().is_terminal();
     let handler = if colour {
         miette::GraphicalReportHandler::new()
@@ -62,7 +46,7 @@ pub fn run(args: ValidateArgs) -> ExitCode {
         eprintln!(
             "{count} problem(s) in {} of {} file(s)",
             failed.len(),
-            files.len()
+            failed.len() + loaded.len()
         );
         ExitCode::from(super::EXIT_FAILED)
     }
