@@ -205,12 +205,7 @@ fn gvk_of_value(value: &Value) -> Result<GroupVersionKind, String> {
 
 /// Creates or updates an object (server-side apply).
 pub async fn apply(kinds: &Kinds, client: &kube::Client, value: &Value) -> Result<(), String> {
-    let gvk = gvk_of_value(value)?;
-    let name = value["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let namespace = value["metadata"]["namespace"].as_str().map(String::from);
+    let (gvk, namespace, name) = identity_of(value)?;
     let (api, _) = kinds.api(client, &gvk, namespace.as_deref()).await?;
     api.patch(
         &name,
@@ -244,16 +239,40 @@ pub async fn delete(
     namespace: &str,
     name: &str,
 ) -> Result<bool, String> {
-    let api = kinds.api_of(client, kind, namespace).await?;
+    let ns = kind.is_namespaced().then_some(namespace);
+    delete_object(kinds, client, &gvk_of(kind), ns, name).await
+}
+
+/// Deletes an object of any kind, as [`delete`] does.
+pub async fn delete_object(
+    kinds: &Kinds,
+    client: &kube::Client,
+    gvk: &GroupVersionKind,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<bool, String> {
+    let (api, _) = kinds.api(client, gvk, namespace).await?;
     let params = DeleteParams::background().grace_period(0);
     match api.delete(name, &params).await {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
         Err(e) => Err(format!(
-            "deleting {kind:?} {}: {e}",
-            qualified(Some(namespace), name)
+            "deleting {} {}: {e}",
+            gvk.kind,
+            qualified(namespace, name)
         )),
     }
+}
+
+/// The kind, namespace and name of an object about to be applied.
+pub fn identity_of(value: &Value) -> Result<(GroupVersionKind, Option<String>, String), String> {
+    let gvk = gvk_of_value(value)?;
+    let name = value["metadata"]["name"]
+        .as_str()
+        .ok_or("object without metadata.name")?
+        .to_string();
+    let namespace = value["metadata"]["namespace"].as_str().map(String::from);
+    Ok((gvk, namespace, name))
 }
 
 /// Applies a JSON merge patch.

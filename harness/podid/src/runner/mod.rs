@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use kube::core::GroupVersionKind;
 use podid_reports::{Attachment, Failure, Outcome, ScenarioReport, StepReport};
-use podid_scenario::{NmiMode, ObjectKind, Scenario, ScenarioFile};
+use podid_scenario::{NmiMode, Scenario, ScenarioFile};
 
 pub use gate::NmiGate;
 
@@ -82,19 +83,9 @@ impl<P: Provider> Environment<P> {
 /// What a scenario created, so cleanup can remove it whatever happened.
 #[derive(Default)]
 struct Created {
-    objects: Vec<(ObjectKind, String, String)>,
+    /// Kind, namespace (for namespaced kinds) and name, in creation order.
+    objects: Vec<(GroupVersionKind, Option<String>, String)>,
     assignments: Vec<(podid_mocks::MachineRef, String)>,
-}
-
-fn kind_of(value: &serde_json::Value) -> Option<ObjectKind> {
-    Some(match value.get("kind")?.as_str()? {
-        "Secret" => ObjectKind::Secret,
-        "AzureIdentity" => ObjectKind::AzureIdentity,
-        "AzureIdentityBinding" => ObjectKind::AzureIdentityBinding,
-        "AzurePodIdentityException" => ObjectKind::AzurePodIdentityException,
-        "Pod" => ObjectKind::Pod,
-        _ => return None,
-    })
 }
 
 /// The run state of one scenario, shared by its steps.
@@ -123,17 +114,7 @@ impl<P: Provider> ScenarioRun<'_, P> {
         let values = objects::objects_of(cluster, &self.inst).map_err(|e| e.to_string())?;
         for value in values {
             objects::apply(&self.env.kinds, &client, &value).await?;
-            if let Some(kind) = kind_of(&value) {
-                let ns = value["metadata"]["namespace"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                let name = value["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                self.created.objects.push((kind, ns, name));
-            }
+            self.created.objects.push(objects::identity_of(&value)?);
         }
         for (name, pod) in &cluster.pods {
             let render = |t: &podid_scenario::Template| {
@@ -231,8 +212,10 @@ impl<P: Provider> ScenarioRun<'_, P> {
             }
         }
         let client = self.env.provider.client();
-        for (kind, ns, name) in self.created.objects.drain(..).rev() {
-            if let Err(e) = objects::delete(&self.env.kinds, &client, kind, &ns, &name).await {
+        for (gvk, ns, name) in self.created.objects.drain(..).rev() {
+            if let Err(e) =
+                objects::delete_object(&self.env.kinds, &client, &gvk, ns.as_deref(), &name).await
+            {
                 problems.push(e);
             }
         }
