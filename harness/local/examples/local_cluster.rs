@@ -75,10 +75,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             crds,
         },
         nodes: vec![node("node-1", 1), node("node-2", 2)],
-        nmi: NmiConfig {
-            mode: NmiMode::Managed,
-            ..NmiConfig::default()
-        },
+        nmi: NmiConfig::default(),
     };
 
     println!("run {run_id}, work dir {}", work_dir.display());
@@ -104,7 +101,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     tokio::spawn(axum::serve(tokio::net::TcpListener::from_std(listener)?, app).into_future());
 
     let nmi_started = Instant::now();
-    cluster.start_nmi(&[]).await?;
+    cluster.start_nmi(NmiMode::Managed, &[]).await?;
     println!("NMI Active on both nodes after {:?}", nmi_started.elapsed());
 
     cluster.ensure_namespace("demo").await?;
@@ -160,7 +157,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     assert!(body.contains("no azure identity found"), "{body}");
 
     let restart_started = Instant::now();
-    cluster.restart_nmi(&[]).await?;
+    cluster.restart_nmi(NmiMode::Managed, &[]).await?;
     println!(
         "NMI restart (stop with chain cleanup + start + Active): {:?}",
         restart_started.elapsed()

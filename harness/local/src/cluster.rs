@@ -15,12 +15,13 @@ use tokio::sync::Mutex;
 use crate::LocalError;
 use crate::addressing::{NodeAddressing, PodAddressPool};
 use crate::apiserver::{ApiServerFlags, apiserver_args, wait_apiserver_ready};
-use crate::config::{LocalClusterConfig, NodeConfig, PodSpec};
+use crate::config::{LocalClusterConfig, MicConfig, NmiMode, NodeConfig, PodSpec};
 use crate::crds::install_crds;
 use crate::etcd::{etcd_args, wait_etcd_healthy};
 use crate::forwarder::LoopbackForwarder;
 use crate::iptables::{nmi_jump_present, remove_nmi_chain, require_iptables};
 use crate::kubeconfig::render_kubeconfig;
+use crate::mic::{MicFlags, mic_args};
 use crate::nmi::{NmiNodeFlags, kubelet_config_contents, nmi_args};
 use crate::objects::{node_object, node_status_patch, now_rfc3339, pod_object, pod_status_patch};
 use crate::pki::ClusterPki;
@@ -38,6 +39,7 @@ const ETCD_READY_TIMEOUT: Duration = Duration::from_secs(30);
 const APISERVER_READY_TIMEOUT: Duration = Duration::from_secs(60);
 const CRD_TIMEOUT: Duration = Duration::from_secs(30);
 const NMI_READY_TIMEOUT: Duration = Duration::from_secs(30);
+const MIC_READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One fake node: its namespace (holding NMI, the metadata address and its extra addresses).
 #[derive(Debug, Clone)]
@@ -110,6 +112,7 @@ struct Owned {
     etcd: Option<ChildProcess>,
     apiserver: Option<ChildProcess>,
     nmi: BTreeMap<String, ChildProcess>,
+    mic: Option<ChildProcess>,
     forwarders: Vec<LoopbackForwarder>,
     pools: BTreeMap<String, PodAddressPool>,
     pods: BTreeMap<(String, String), LocalPod>,
@@ -123,6 +126,14 @@ impl Owned {
             state
                 .processes
                 .extend(RecordedProcess::of(process.name(), process.pid()));
+            state.save()?;
+        }
+        Ok(())
+    }
+
+    fn forget_process(&mut self, name: &str) -> Result<(), LocalError> {
+        if let Some(state) = &mut self.state {
+            state.processes.retain(|p| p.name != name);
             state.save()?;
         }
         Ok(())
@@ -145,6 +156,7 @@ impl Owned {
         self.forwarders.clear();
         let processes = std::mem::take(&mut self.nmi)
             .into_values()
+            .chain(self.mic.take())
             .chain(self.apiserver.take())
             .chain(self.etcd.take());
         for mut process in processes {
@@ -263,9 +275,9 @@ impl LocalCluster {
         &self.timings
     }
 
-    /// Starts NMI on every node (configured flags, then `extra_args`) and waits until each
-    /// `/healthz` answers `Active`; on failure the error carries the end of NMI's log.
-    pub async fn start_nmi(&self, extra_args: &[String]) -> Result<(), LocalError> {
+    /// Starts NMI on every node in `mode` (configured flags, then `extra_args`) and waits until
+    /// each `/healthz` answers `Active`; on failure the error carries the end of NMI's log.
+    pub async fn start_nmi(&self, mode: NmiMode, extra_args: &[String]) -> Result<(), LocalError> {
         let mut owned = self.owned.lock().await;
         for node in &self.nodes {
             if owned.nmi.contains_key(&node.name) {
@@ -274,20 +286,31 @@ impl LocalCluster {
                     node.name
                 )));
             }
-            let process = self.spawn_nmi(node, extra_args)?;
+            let process = self.spawn_nmi(node, mode, extra_args)?;
             owned.record_process(&process)?;
             owned.nmi.insert(node.name.clone(), process);
         }
         for node in &self.nodes {
             let process = owned.nmi.get_mut(&node.name).expect("just inserted");
-            wait_nmi_active(node, process).await?;
+            wait_active(
+                &format!("NMI on node {}", node.name),
+                node,
+                node.probe_port,
+                process,
+                NMI_READY_TIMEOUT,
+            )
+            .await?;
         }
         Ok(())
     }
 
     /// Stops NMI everywhere (letting it remove its iptables chain, without its 10 s exit sleep)
-    /// and starts it again with `extra_args`.
-    pub async fn restart_nmi(&self, extra_args: &[String]) -> Result<(), LocalError> {
+    /// and starts it again in `mode` with `extra_args`.
+    pub async fn restart_nmi(
+        &self,
+        mode: NmiMode,
+        extra_args: &[String],
+    ) -> Result<(), LocalError> {
         {
             let mut owned = self.owned.lock().await;
             let running = std::mem::take(&mut owned.nmi);
@@ -297,7 +320,99 @@ impl LocalCluster {
                 stop_nmi(node, &mut process).await;
             }
         }
-        self.start_nmi(extra_args).await
+        self.start_nmi(mode, extra_args).await
+    }
+
+    /// Whether MIC runs (was started and has not been stopped).
+    pub async fn mic_running(&self) -> bool {
+        self.owned.lock().await.mic.is_some()
+    }
+
+    /// MIC's log file (appended across restarts).
+    pub fn mic_log(&self) -> PathBuf {
+        self.config.work_dir.join("logs").join("mic.log")
+    }
+
+    /// Starts MIC inside `config.node`'s namespace (like a hostNetwork pod: that node's hosts
+    /// file, API forwarder and cloud addresses apply) and waits until its `/healthz` answers
+    /// `Active` (leader, caches synced). MIC uses the admin kubeconfig and
+    /// `MIC_POD_NAMESPACE=default`.
+    pub async fn start_mic(&self, config: &MicConfig) -> Result<(), LocalError> {
+        let program =
+            self.config
+                .binaries
+                .mic
+                .clone()
+                .ok_or_else(|| LocalError::MissingProgram {
+                    program: "mic".into(),
+                    hint: "no MIC binary was configured (Binaries::mic)".into(),
+                })?;
+        let node = self
+            .node(&config.node)
+            .ok_or_else(|| LocalError::NotFound {
+                kind: "node",
+                name: config.node.clone(),
+            })?;
+        let mut owned = self.owned.lock().await;
+        if owned.mic.is_some() {
+            return Err(LocalError::Config("MIC already runs".into()));
+        }
+        let probe_port = free_port_in(&node.netns)?;
+        let metrics_port = free_port_in(&node.netns)?;
+        let args = mic_args(
+            &MicFlags {
+                kubeconfig: &self.kubeconfig,
+                cloud_config: &config.cloud_config,
+                instance: &config.instance,
+                probe_port,
+                metrics_port,
+            },
+            &config.extra_args,
+        );
+        let log = self.mic_log();
+        append(
+            &log,
+            &format!(
+                "=== podid: starting MIC in node {} {} ===\n",
+                node.name,
+                args.join(" ")
+            ),
+        )?;
+        let mut cmd = node.netns.exec_command(&program);
+        cmd.args(&args)
+            .env("MIC_POD_NAMESPACE", "default")
+            .env_remove("KUBECONFIG")
+            .env_remove("HTTP_PROXY")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("http_proxy")
+            .env_remove("https_proxy")
+            .env_remove("AZURE_ENVIRONMENT_FILEPATH");
+        for (key, value) in &config.extra_env {
+            cmd.env(key, value);
+        }
+        let process = ChildProcess::spawn("mic", cmd, &log)?;
+        owned.record_process(&process)?;
+        let process = owned.mic.insert(process);
+        let ready = wait_active("MIC", node, probe_port, process, MIC_READY_TIMEOUT).await;
+        if ready.is_err() {
+            if let Some(mut process) = owned.mic.take() {
+                process.kill().await;
+            }
+            owned.forget_process("mic")?;
+        }
+        ready
+    }
+
+    /// Stops MIC (SIGKILL: it keeps no local state; its leader lease is re-acquired at once by
+    /// the next MIC of this run, which uses the same instance name). No-op when it does not run.
+    pub async fn stop_mic(&self) -> Result<(), LocalError> {
+        let mut owned = self.owned.lock().await;
+        if let Some(mut process) = owned.mic.take() {
+            process.kill().await;
+            owned.forget_process("mic")?;
+            tracing::debug!(pid = process.pid(), "MIC stopped");
+        }
+        Ok(())
     }
 
     /// Creates a pod on its node: the Pod object, its namespace and veth with the node's next
@@ -428,7 +543,11 @@ impl LocalCluster {
         let mut report = TeardownReport::default();
         owned.forwarders.clear();
         // NMI's iptables live in its node namespace and vanish with it: no SIGTERM cleanup needed.
-        for (_, mut process) in std::mem::take(&mut owned.nmi) {
+        let nmi_and_mic: Vec<ChildProcess> = std::mem::take(&mut owned.nmi)
+            .into_values()
+            .chain(owned.mic.take())
+            .collect();
+        for mut process in nmi_and_mic {
             process.kill().await;
             report
                 .processes_stopped
@@ -449,6 +568,7 @@ impl LocalCluster {
     fn spawn_nmi(
         &self,
         node: &LocalNode,
+        mode: NmiMode,
         extra_args: &[String],
     ) -> Result<ChildProcess, LocalError> {
         let flags = NmiNodeFlags {
@@ -457,7 +577,7 @@ impl LocalCluster {
             probe_port: node.probe_port,
             metrics_port: node.metrics_port,
         };
-        let args = nmi_args(&flags, &self.config.nmi, extra_args);
+        let args = nmi_args(&flags, mode, &self.config.nmi, extra_args);
         let header = format!("=== podid: starting NMI {} ===\n", args.join(" "));
         append(&node.nmi_log, &header)?;
         let mut cmd = node.netns.exec_command(&self.config.binaries.nmi);
@@ -729,12 +849,18 @@ async fn start_node(
     })
 }
 
-/// Polls NMI's `/healthz` from inside its node until it answers `Active`.
-async fn wait_nmi_active(node: &LocalNode, process: &mut ChildProcess) -> Result<(), LocalError> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, node.probe_port));
+/// Polls `/healthz` on `port` inside the node until it answers `Active` (NMI and MIC alike).
+async fn wait_active(
+    component: &str,
+    node: &LocalNode,
+    port: u16,
+    process: &mut ChildProcess,
+    timeout: Duration,
+) -> Result<(), LocalError> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let start = Instant::now();
     let mut last = String::from("no answer yet");
-    while start.elapsed() < NMI_READY_TIMEOUT {
+    while start.elapsed() < timeout {
         if let Some(status) = process.exited() {
             last = format!("exited with {status}");
             break;
@@ -747,11 +873,11 @@ async fn wait_nmi_active(node: &LocalNode, process: &mut ChildProcess) -> Result
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Err(LocalError::NotReady {
-        component: format!("NMI on node {}", node.name),
+        component: component.to_string(),
         waited_secs: start.elapsed().as_secs(),
         reason: last,
-        log: node.nmi_log.clone(),
-        log_tail: log_tail(&node.nmi_log, 30),
+        log: process.log().to_path_buf(),
+        log_tail: log_tail(process.log(), 30),
     })
 }
 

@@ -42,14 +42,27 @@ pub enum NmiMode {
     Managed,
 }
 
-/// How NMI is started on every node.
+/// How NMI is started on every node (the mode is chosen at each start).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NmiConfig {
-    /// Operation mode.
-    pub mode: NmiMode,
     /// Flags appended after podid's own (a later flag wins in pflag).
     pub extra_args: Vec<String>,
     /// Extra environment for NMI (e.g. `SSL_CERT_FILE` for a mock AAD over https).
+    pub extra_env: Vec<(String, String)>,
+}
+
+/// How MIC is started (inside one node's namespace, like a hostNetwork pod).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MicConfig {
+    /// The node whose namespace MIC runs in (its hosts file and cloud endpoints apply).
+    pub node: String,
+    /// `--cloudconfig`: the azure.json MIC reads.
+    pub cloud_config: PathBuf,
+    /// `--leader-election-instance`; unique per run.
+    pub instance: String,
+    /// Flags appended after podid's own (a later flag wins in Go's `flag`).
+    pub extra_args: Vec<String>,
+    /// Extra environment (e.g. `SSL_CERT_FILE` for the mock cloud's CA).
     pub extra_env: Vec<(String, String)>,
 }
 

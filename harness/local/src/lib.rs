@@ -15,6 +15,7 @@ mod etcd;
 mod forwarder;
 mod iptables;
 mod kubeconfig;
+mod mic;
 mod nmi;
 mod objects;
 mod pki;
@@ -27,11 +28,14 @@ mod state;
 pub use addressing::{NodeAddressing, PodAddressPool};
 pub use apiserver::apiserver_args;
 pub use cluster::{LocalCluster, LocalNode, LocalPod, METADATA_IP, StartupTimings, TeardownReport};
-pub use config::{Binaries, LocalClusterConfig, NmiConfig, NmiMode, NodeConfig, PodSpec};
+pub use config::{
+    Binaries, LocalClusterConfig, MicConfig, NmiConfig, NmiMode, NodeConfig, PodSpec,
+};
 pub use error::LocalError;
 pub use etcd::etcd_args;
 pub use kubeconfig::render_kubeconfig;
-pub use nmi::{NmiNodeFlags, kubelet_config_contents, nmi_args};
+pub use mic::{MIC_RECONCILE_INTERVAL, MIC_SYNC_RETRY, MicCloudConfig, MicFlags, mic_args};
+pub use nmi::{NmiNodeFlags, STANDARD_RETRIES, kubelet_config_contents, nmi_args};
 pub use probe::get_in_namespace;
 pub use run_id::{generate_run_id, is_valid_run_id};
 pub use state::{CleanReport, clean_leftovers, clean_own_runs, clean_run};

@@ -17,8 +17,22 @@ pub struct NmiNodeFlags<'a> {
     pub metrics_port: u16,
 }
 
+/// NMI's standard-mode retries unless the caller sets them: a token request waits up to 3 s for
+/// MIC to create the pod's AzureAssignedIdentity and up to 13 s in all for it to be Assigned
+/// (upstream defaults: 16, 4 and 5 s, i.e. 80 s before an unbound pod is denied).
+pub const STANDARD_RETRIES: [(&str, &str); 3] = [
+    ("--retry-attempts-for-created", "3"),
+    ("--retry-attempts-for-assigned", "10"),
+    ("--find-identity-retry-interval", "1"),
+];
+
 /// Flags podid always passes, then mode flags, then `extra_args` (later flags win in pflag).
-pub fn nmi_args(node: &NmiNodeFlags<'_>, config: &NmiConfig, extra_args: &[String]) -> Vec<String> {
+pub fn nmi_args(
+    node: &NmiNodeFlags<'_>,
+    mode: NmiMode,
+    config: &NmiConfig,
+    extra_args: &[String],
+) -> Vec<String> {
     let mut args = vec![
         format!("--node={}", node.node),
         format!("--kubelet-config={}", node.kubelet_config.display()),
@@ -26,18 +40,14 @@ pub fn nmi_args(node: &NmiNodeFlags<'_>, config: &NmiConfig, extra_args: &[Strin
         format!("--prometheus-port={}", node.metrics_port),
         "--ipt-update-interval-sec=3600".into(),
     ];
-    match config.mode {
+    match mode {
         NmiMode::Managed => {
             args.push("--operation-mode=managed".into());
             args.push("--forceNamespaced".into());
         }
         NmiMode::Standard => {
             args.push("--operation-mode=standard".into());
-            for (flag, value) in [
-                ("--retry-attempts-for-created", "0"),
-                ("--retry-attempts-for-assigned", "1"),
-                ("--find-identity-retry-interval", "0"),
-            ] {
+            for (flag, value) in STANDARD_RETRIES {
                 let overridden = config
                     .extra_args
                     .iter()
@@ -74,11 +84,7 @@ mod tests {
 
     #[test]
     fn managed_mode_forces_namespaced_and_skips_standard_retries() {
-        let config = NmiConfig {
-            mode: NmiMode::Managed,
-            ..NmiConfig::default()
-        };
-        let args = nmi_args(&flags(), &config, &[]);
+        let args = nmi_args(&flags(), NmiMode::Managed, &NmiConfig::default(), &[]);
         assert!(args.contains(&"--node=node-1".to_string()));
         assert!(args.contains(&"--operation-mode=managed".to_string()));
         assert!(args.contains(&"--forceNamespaced".to_string()));
@@ -91,13 +97,14 @@ mod tests {
         let config = NmiConfig::default();
         let args = nmi_args(
             &flags(),
+            NmiMode::Standard,
             &config,
             &["--retry-attempts-for-created=16".into()],
         );
         assert!(args.contains(&"--operation-mode=standard".to_string()));
-        assert!(args.contains(&"--retry-attempts-for-assigned=1".to_string()));
-        assert!(args.contains(&"--find-identity-retry-interval=0".to_string()));
-        assert!(!args.contains(&"--retry-attempts-for-created=0".to_string()));
+        assert!(args.contains(&"--retry-attempts-for-assigned=10".to_string()));
+        assert!(args.contains(&"--find-identity-retry-interval=1".to_string()));
+        assert!(!args.contains(&"--retry-attempts-for-created=3".to_string()));
         assert_eq!(args.last().unwrap(), "--retry-attempts-for-created=16");
     }
 
@@ -107,7 +114,12 @@ mod tests {
             extra_args: vec!["--metadata-header-required=false".into()],
             ..NmiConfig::default()
         };
-        let args = nmi_args(&flags(), &config, &["--block-instance-metadata".into()]);
+        let args = nmi_args(
+            &flags(),
+            NmiMode::Managed,
+            &config,
+            &["--block-instance-metadata".into()],
+        );
         let n = args.len();
         assert_eq!(args[n - 2], "--metadata-header-required=false");
         assert_eq!(args[n - 1], "--block-instance-metadata");

@@ -5,7 +5,8 @@
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use podid_local::{
-    Binaries, LocalCluster, LocalClusterConfig, NmiConfig, NodeConfig, PodSpec, generate_run_id,
+    Binaries, LocalCluster, LocalClusterConfig, NmiConfig, NmiMode, NodeConfig, PodSpec,
+    generate_run_id,
 };
 use podid_netns::NetNamespace;
 
@@ -65,7 +66,10 @@ async fn pods_nmi_restart_and_shutdown_leave_nothing_behind(binaries: Binaries) 
     .await
     .expect("cluster starts");
 
-    cluster.start_nmi(&[]).await.expect("NMI becomes Active");
+    cluster
+        .start_nmi(NmiMode::Standard, &[])
+        .await
+        .expect("NMI becomes Active");
     let rules = cluster.node_nat_rules("node-a").await.unwrap();
     assert!(rules.contains("-A PREROUTING -j aad-metadata"), "{rules}");
     assert!(rules.contains("--to-destination 127.0.0.1:2579"), "{rules}");
@@ -98,7 +102,10 @@ async fn pods_nmi_restart_and_shutdown_leave_nothing_behind(binaries: Binaries) 
         .unwrap();
     assert_eq!(eth0, vec![pod.ip]);
 
-    cluster.restart_nmi(&[]).await.expect("NMI restarts");
+    cluster
+        .restart_nmi(NmiMode::Standard, &[])
+        .await
+        .expect("NMI restarts");
     let rules = cluster.node_nat_rules("node-a").await.unwrap();
     assert!(rules.contains("-A PREROUTING -j aad-metadata"), "{rules}");
 

@@ -235,6 +235,26 @@ pub fn validate(file: &Path, s: &Scenario) -> Vec<Problem> {
             }
         }
     }
+    for (flag, why) in [
+        ("--kubeconfig", "the provider points MIC at its cluster"),
+        ("--cloudconfig", "the provider points MIC at the mock cloud"),
+        (
+            "--leader-election-instance",
+            "the provider names MIC once per run so a restarted MIC leads at once",
+        ),
+        ("--http-probe-port", "the provider picks free ports"),
+        ("--prometheus-port", "the provider picks free ports"),
+    ] {
+        for f in &s.mic.flags {
+            if f.value.split('=').next() == Some(flag) {
+                c.report(
+                    f.at,
+                    format!("`{flag}` cannot be overridden by a scenario"),
+                    why,
+                );
+            }
+        }
+    }
 
     check_cloud(&mut c, &s.cloud, &declared);
     check_cluster(&mut c, &s.cluster, &s.cloud, &declared);

@@ -117,14 +117,15 @@ pub fn run(args: RunArgs) -> ExitCode {
     // once per distinct configuration rather than back and forth.
     let mut trials = trials;
     trials.sort_by_cached_key(|t| {
-        let flags: Vec<String> = t
-            .scenario()
-            .nmi
-            .flags
-            .iter()
-            .map(|f| f.value.clone())
-            .collect();
-        (t.mode.as_str(), flags)
+        let values = |flags: &[podid_scenario::Located<String>]| -> Vec<String> {
+            flags.iter().map(|f| f.value.clone()).collect()
+        };
+        let scenario = t.scenario();
+        (
+            t.mode.as_str(),
+            values(&scenario.nmi.flags),
+            values(&scenario.mic.flags),
+        )
     });
     let out = args.out.clone().unwrap_or_else(workspace_output);
     let runtime = super::tokio_runtime();

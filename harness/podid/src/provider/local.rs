@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use podid_local::{
-    Binaries, LocalCluster, LocalClusterConfig, LocalPod, NmiConfig, NodeConfig, PodSpec,
-    TeardownReport,
+    Binaries, LocalCluster, LocalClusterConfig, LocalPod, MicCloudConfig, MicConfig, NmiConfig,
+    NodeConfig, PodSpec, TeardownReport,
 };
 use podid_mocks::{
-    CloudSpec, Endpoint, MachineKind, MachineRef, MockCloud, ServerHandle, SystemAssignedIdentity,
-    VirtualMachine,
+    CloudSpec, Endpoint, MachineKind, MachineRef, MockCloud, ServerHandle, ServicePrincipal,
+    SpCredential, SystemAssignedIdentity, VirtualMachine,
 };
 use podid_probe::ProbeReport;
 use podid_scenario::NmiMode;
@@ -32,6 +32,10 @@ pub const BLOB_ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 12);
 pub const NODE_RESOURCE_GROUP: &str = "podid-nodes";
 /// Logical node names and the scale set behind each (one pool per node, so per-node views differ).
 pub const NODES: [(&str, &str); 2] = [("node-0", "podid-pool0"), ("node-1", "podid-pool1")];
+/// The node whose namespace MIC runs in (standard mode), as a hostNetwork pod would.
+pub const MIC_NODE: &str = "node-0";
+/// Display name of MIC's service principal in the mock cloud.
+pub const MIC_PRINCIPAL: &str = "podid-mic";
 
 /// What the local provider needs to start.
 pub struct LocalProviderConfig {
@@ -53,12 +57,36 @@ pub struct LocalProvider {
     ca_file: PathBuf,
     probe: ProbeCommand,
     pods: Mutex<HashMap<(String, String), LocalPod>>,
-    nmi_running: tokio::sync::Mutex<bool>,
+    /// Whether NMI runs, and the extra flags of the MIC that runs (standard mode only).
+    running: tokio::sync::Mutex<Running>,
     environment: Vec<(String, String)>,
+    /// What MIC is started with (standard mode only).
+    mic: MicConfig,
 }
 
 fn err(context: &str, e: impl std::fmt::Display) -> ProviderError {
     ProviderError(format!("{context}: {e}"))
+}
+
+/// What runs besides the cluster's control plane.
+#[derive(Default)]
+struct Running {
+    nmi: bool,
+    /// The extra flags MIC runs with; `None` when it does not run.
+    mic: Option<Vec<String>>,
+}
+
+/// Writes a file only root can read (it holds a client secret).
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(text.as_bytes())
 }
 
 fn guid() -> String {
@@ -72,8 +100,31 @@ impl LocalProvider {
         std::fs::create_dir_all(&config.work_dir)
             .map_err(|e| err(&format!("creating {}", config.work_dir.display()), e))?;
         let subscription = guid();
+        let tenant = guid();
+        let mic_principal = ServicePrincipal {
+            name: MIC_PRINCIPAL.into(),
+            client_id: guid(),
+            object_id: guid(),
+            credential: SpCredential::Secret {
+                secret: format!("podid-{}", guid()),
+            },
+        };
+        let SpCredential::Secret { secret: mic_secret } = &mic_principal.credential else {
+            unreachable!("built with a secret above")
+        };
+        let mic_cloud_config = config.work_dir.join("azure.json");
+        let azure_json = MicCloudConfig {
+            tenant_id: &tenant,
+            subscription_id: &subscription,
+            resource_group: NODE_RESOURCE_GROUP,
+            client_id: &mic_principal.client_id,
+            client_secret: mic_secret,
+        }
+        .render();
+        write_private(&mic_cloud_config, &azure_json)
+            .map_err(|e| err(&format!("writing {}", mic_cloud_config.display()), e))?;
         let spec = CloudSpec {
-            tenant_id: guid(),
+            tenant_id: tenant,
             subscription_id: subscription.clone(),
             machines: NODES
                 .iter()
@@ -90,6 +141,7 @@ impl LocalProvider {
                     provisioning_state: "Succeeded".into(),
                 })
                 .collect(),
+            service_principals: vec![mic_principal],
             ..CloudSpec::default()
         };
         let cloud = MockCloud::builder()
@@ -131,7 +183,6 @@ impl LocalProvider {
             },
             nodes: nodes_config,
             nmi: NmiConfig {
-                mode: podid_local::NmiMode::Managed,
                 extra_args: Vec::new(),
                 extra_env: vec![("SSL_CERT_FILE".into(), ca_file.display().to_string())],
             },
@@ -144,12 +195,20 @@ impl LocalProvider {
             cloud,
             servers: Mutex::new(Vec::new()),
             nodes: Vec::new(),
-            ca_file,
             probe: config.probe,
             pods: Mutex::new(HashMap::new()),
-            nmi_running: tokio::sync::Mutex::new(false),
+            running: tokio::sync::Mutex::new(Running::default()),
+            mic: MicConfig {
+                node: MIC_NODE.into(),
+                cloud_config: mic_cloud_config,
+                instance: format!("podid-{}", config.run_id),
+                extra_args: Vec::new(),
+                extra_env: vec![("SSL_CERT_FILE".into(), ca_file.display().to_string())],
+            },
+            ca_file,
             environment: vec![
                 ("nmi".into(), tc.versions.nmi.clone()),
+                ("mic".into(), tc.versions.mic.clone()),
                 ("kube-apiserver".into(), tc.versions.kube_apiserver.clone()),
                 ("etcd".into(), tc.versions.etcd.clone()),
             ],
@@ -266,20 +325,49 @@ impl Provider for LocalProvider {
         self.environment.clone()
     }
 
-    async fn configure_nmi(&self, mode: NmiMode, flags: &[String]) -> Result<(), ProviderError> {
-        if mode != NmiMode::Managed {
-            return Err(ProviderError(
-                "the local provider runs NMI in managed mode only for now (standard mode needs MIC, which it does not start yet)".into(),
-            ));
+    async fn configure_nmi(
+        &self,
+        mode: NmiMode,
+        flags: &[String],
+        mic_flags: &[String],
+    ) -> Result<(), ProviderError> {
+        let mut running = self.running.lock().await;
+        let cluster = self.cluster();
+        // MIC runs only in standard mode: in managed mode it would assign identities that
+        // scenarios expect to be absent.
+        let wanted_mic = (mode == NmiMode::Standard).then(|| mic_flags.to_vec());
+        if running.mic != wanted_mic {
+            if running.mic.take().is_some() {
+                cluster
+                    .stop_mic()
+                    .await
+                    .map_err(|e| err("stopping MIC", e))?;
+            }
+            if let Some(extra_args) = wanted_mic {
+                let config = MicConfig {
+                    extra_args: extra_args.clone(),
+                    ..self.mic.clone()
+                };
+                let started = std::time::Instant::now();
+                cluster
+                    .start_mic(&config)
+                    .await
+                    .map_err(|e| err("starting MIC", e))?;
+                tracing::info!(took = ?started.elapsed(), "MIC Active");
+                running.mic = Some(extra_args);
+            }
         }
-        let mut running = self.nmi_running.lock().await;
-        let result = if *running {
-            self.cluster().restart_nmi(flags).await
-        } else {
-            self.cluster().start_nmi(flags).await
+        let local_mode = match mode {
+            NmiMode::Managed => podid_local::NmiMode::Managed,
+            NmiMode::Standard => podid_local::NmiMode::Standard,
         };
-        *running = result.is_ok();
-        result.map_err(|e| err("starting NMI", e))
+        let result = if running.nmi {
+            cluster.restart_nmi(local_mode, flags).await
+        } else {
+            cluster.start_nmi(local_mode, flags).await
+        };
+        running.nmi = result.is_ok();
+        result.map_err(|e| err(&format!("starting NMI in {} mode", mode.as_str()), e))
     }
 
     async fn ensure_namespace(&self, namespace: &str) -> Result<(), ProviderError> {
@@ -401,6 +489,21 @@ impl Provider for LocalProvider {
                     }
                 }
                 Err(e) => tracing::warn!("cannot read {}: {e}", node.nmi_log.display()),
+            }
+        }
+        let mic_log = cluster.mic_log();
+        if mic_log.is_file() {
+            let target = dir.join("mic.log");
+            match std::fs::read_to_string(&mic_log) {
+                Ok(text) => {
+                    if std::fs::write(&target, podid_reports::redact(&text)).is_ok() {
+                        out.push(SavedFile {
+                            name: "MIC log".into(),
+                            path: target,
+                        });
+                    }
+                }
+                Err(e) => tracing::warn!("cannot read {}: {e}", mic_log.display()),
             }
         }
         out

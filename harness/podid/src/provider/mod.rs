@@ -87,8 +87,14 @@ pub trait Provider {
     fn cloud(&self) -> &MockCloud;
     /// Versions of what runs (NMI, kube-apiserver, …) for reports.
     fn environment(&self) -> Vec<(String, String)>;
-    /// (Re)starts NMI on every node in this mode with these extra flags, if it is not already so.
-    async fn configure_nmi(&self, mode: NmiMode, flags: &[String]) -> Result<(), ProviderError>;
+    /// (Re)starts NMI on every node in this mode with these extra flags; in standard mode MIC
+    /// runs too, with `mic_flags` (in managed mode it must not run).
+    async fn configure_nmi(
+        &self,
+        mode: NmiMode,
+        flags: &[String],
+        mic_flags: &[String],
+    ) -> Result<(), ProviderError>;
     /// Creates the namespace (and what the provider needs in it).
     async fn ensure_namespace(&self, namespace: &str) -> Result<(), ProviderError>;
     async fn create_pod(&self, request: &PodRequest) -> Result<PodHandle, ProviderError>;

@@ -8,8 +8,8 @@ use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 
 use crate::provider::{Provider, ProviderError};
 
-/// NMI's current configuration.
-pub type NmiSetting = Option<(NmiMode, Vec<String>)>;
+/// NMI's current configuration: mode, NMI flags, MIC flags.
+pub type NmiSetting = Option<(NmiMode, Vec<String>, Vec<String>)>;
 
 /// Lets scenarios with the same NMI configuration run together, and gives a scenario that
 /// needs another configuration, or counts mock requests, the cluster to itself.
@@ -25,15 +25,17 @@ pub enum GateGuard {
 }
 
 impl NmiGate {
-    /// Waits until NMI runs with `mode` and `flags`, (re)configuring it if needed.
+    /// Waits until NMI runs with `mode` and `flags` (and MIC with `mic_flags` in standard
+    /// mode), (re)configuring them if needed.
     pub async fn enter<P: Provider>(
         &self,
         provider: &P,
         mode: NmiMode,
         flags: &[String],
+        mic_flags: &[String],
         exclusive: bool,
     ) -> Result<GateGuard, ProviderError> {
-        let wanted = Some((mode, flags.to_vec()));
+        let wanted = Some((mode, flags.to_vec(), mic_flags.to_vec()));
         if !exclusive {
             let shared = self.state.clone().read_owned().await;
             if *shared == wanted {
@@ -44,7 +46,7 @@ impl NmiGate {
         if *guard != wanted {
             // Forget the old setting first: if reconfiguring fails, the next scenario retries.
             *guard = None;
-            provider.configure_nmi(mode, flags).await?;
+            provider.configure_nmi(mode, flags, mic_flags).await?;
             *guard = wanted;
         }
         Ok(if exclusive {

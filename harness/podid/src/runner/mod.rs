@@ -93,6 +93,8 @@ pub(crate) struct ScenarioRun<'a, P: Provider> {
     pub env: &'a Environment<P>,
     pub scenario: &'a Scenario,
     pub inst: ScenarioInstance,
+    /// The mock cloud's first request sequence number of this trial.
+    pub first_seq: u64,
     created: Created,
 }
 
@@ -327,6 +329,7 @@ pub async fn run_trial<P: Provider>(env: &Environment<P>, trial: &Trial) -> Scen
         skip_reason: None,
     };
     let flags: Vec<String> = scenario.nmi.flags.iter().map(|f| f.value.clone()).collect();
+    let mic_flags: Vec<String> = scenario.mic.flags.iter().map(|f| f.value.clone()).collect();
     let exclusive = scenario.steps.iter().any(|s| {
         s.value
             .expect
@@ -335,7 +338,7 @@ pub async fn run_trial<P: Provider>(env: &Environment<P>, trial: &Trial) -> Scen
     });
     let _guard = match env
         .gate
-        .enter(&env.provider, trial.mode, &flags, exclusive)
+        .enter(&env.provider, trial.mode, &flags, &mic_flags, exclusive)
         .await
     {
         Ok(g) => g,
@@ -361,6 +364,7 @@ pub async fn run_trial<P: Provider>(env: &Environment<P>, trial: &Trial) -> Scen
         env,
         scenario,
         inst,
+        first_seq,
         created: Created::default(),
     };
     let setup_started = Instant::now();
