@@ -20,6 +20,8 @@ pub struct Observed<'a> {
     pub elapsed: Duration,
     /// Requests the mock cloud received while the step ran.
     pub requests: &'a [RecordedRequest],
+    /// Requests the mock cloud received since the trial began (setup included).
+    pub trial_requests: &'a [RecordedRequest],
     pub cloud: &'a MockCloud,
 }
 
@@ -399,11 +401,11 @@ fn check_requests(
     if let Some(p) = &req.path {
         filter.path_prefix = render(p, resolver, failures, "requests.path");
     }
-    let matching: Vec<&RecordedRequest> = observed
-        .requests
-        .iter()
-        .filter(|r| filter.matches(r))
-        .collect();
+    let window = match req.since {
+        podid_scenario::RequestWindow::Attempt => observed.requests,
+        podid_scenario::RequestWindow::Trial => observed.trial_requests,
+    };
+    let matching: Vec<&RecordedRequest> = window.iter().filter(|r| filter.matches(r)).collect();
     let describe = describe_filter(req, &filter);
     let ok = match req.count {
         Some(n) => matching.len() == n as usize,
@@ -460,6 +462,9 @@ fn describe_filter(req: &podid_scenario::RequestExpect, f: &RequestFilter) -> St
     }
     if let Some(m) = &f.method {
         parts.push(format!("with method {m}"));
+    }
+    if req.since == podid_scenario::RequestWindow::Trial {
+        parts.push("since the trial began".into());
     }
     parts.join(" ")
 }

@@ -744,4 +744,19 @@ pub struct RequestExpect {
     /// Exactly this many (default: at least one).
     #[serde(default)]
     pub count: Option<u32>,
+    /// Which requests count: those of the step's (last) attempt, or all since the trial began.
+    #[serde(default)]
+    pub since: RequestWindow,
+}
+
+/// The window of requests a `requests` expectation counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum RequestWindow {
+    /// Requests received while the step's (last) attempt ran.
+    #[default]
+    Attempt,
+    /// Requests received since the trial began, setup included: for what callers such as MIC do
+    /// on their own, in reaction to the cluster rather than to the step.
+    Trial,
 }

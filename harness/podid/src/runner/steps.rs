@@ -204,10 +204,15 @@ async fn probe_once<P: Provider>(
         })?
         .map_err(|e| e.to_string())?;
     let elapsed = started.elapsed();
-    let requests: Vec<_> = cloud
+    let trial_requests: Vec<_> = cloud
         .requests()
         .into_iter()
+        .filter(|r| r.seq >= run.first_seq)
+        .collect();
+    let requests: Vec<_> = trial_requests
+        .iter()
         .filter(|r| r.seq >= first_seq)
+        .cloned()
         .collect();
     let (response, missing_reason) = if is_blob {
         let why = report.error.clone().map(|e| match &report.token {
@@ -227,6 +232,7 @@ async fn probe_once<P: Provider>(
         missing_reason,
         elapsed,
         requests: &requests,
+        trial_requests: &trial_requests,
         cloud,
     };
     let failures = match expect {
