@@ -85,8 +85,10 @@ pub async fn start_local(
         )));
     }
     let started = Instant::now();
-    let toolchain =
-        tokio::task::block_in_place(|| podid_toolchain::ensure(&options.toolchain, observer))?;
+    // Called directly, blocking this worker: `block_in_place` would turn this thread into a
+    // blocking-pool thread, which exits after 10 s idle, and etcd, spawned next from this task
+    // (possibly still on this thread), dies with the thread that spawned it (PR_SET_PDEATHSIG).
+    let toolchain = podid_toolchain::ensure(&options.toolchain, observer)?;
     let toolchain_time = started.elapsed();
     let run_id = podid_local::generate_run_id();
     let run_dir = options.output_dir.join("runs").join(&run_id);
