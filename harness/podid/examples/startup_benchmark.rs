@@ -58,7 +58,7 @@ async fn round(workspace: &Path, probe: &Path) -> Result<Round, String> {
 
     let nmi_started = Instant::now();
     env.provider
-        .configure_nmi(NmiMode::Managed, &[])
+        .configure_nmi(NmiMode::Managed, &[], &[])
         .await
         .map_err(|e| e.to_string())?;
     let nmi = nmi_started.elapsed();
