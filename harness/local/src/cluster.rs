@@ -301,7 +301,23 @@ impl LocalCluster {
             )
             .await?;
         }
-        Ok(())
+        // Healthy means caches filled, not watches open: wait for the watches too, so objects a
+        // scenario creates next are not missed (managed-mode NMI does not retry).
+        let watched: &[&str] = match mode {
+            NmiMode::Managed => &[
+                "azureidentities",
+                "azureidentitybindings",
+                "azurepodidentityexceptions",
+            ],
+            NmiMode::Standard => &["azureassignedidentities"],
+        };
+        crate::watchers::wait_for_watches(
+            &self.client,
+            watched,
+            self.nodes.len() as u64,
+            NMI_READY_TIMEOUT,
+        )
+        .await
     }
 
     /// Stops NMI everywhere (letting it remove its iptables chain, without its 10 s exit sleep)

@@ -24,6 +24,7 @@ mod probe;
 mod process;
 mod run_id;
 mod state;
+mod watchers;
 
 pub use addressing::{NodeAddressing, PodAddressPool};
 pub use apiserver::apiserver_args;
