@@ -450,7 +450,8 @@ fn client_note(r: &RecordedRequest) -> String {
 }
 
 fn describe_filter(req: &podid_scenario::RequestExpect, f: &RequestFilter) -> String {
-    let mut parts = vec![format!("to {}", req.service_name())];
+    let service = f.service.map(|s| s.as_str()).unwrap_or("any service");
+    let mut parts = vec![format!("to {service}")];
     if let Some(l) = &f.label {
         parts.push(format!("on {l}"));
     }
@@ -467,21 +468,6 @@ fn describe_filter(req: &podid_scenario::RequestExpect, f: &RequestFilter) -> St
         parts.push("since the trial began".into());
     }
     parts.join(" ")
-}
-
-trait ServiceName {
-    fn service_name(&self) -> &'static str;
-}
-
-impl ServiceName for podid_scenario::RequestExpect {
-    fn service_name(&self) -> &'static str {
-        match self.service {
-            Service::Imds => "imds",
-            Service::Aad => "aad",
-            Service::Arm => "arm",
-            Service::Blob => "blob",
-        }
-    }
 }
 
 /// The first path at which `want` is not a subset of `got` (objects: keys recursively; other
