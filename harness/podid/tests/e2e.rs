@@ -145,7 +145,9 @@ fn main() -> ExitCode {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PODID_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("warn,kube_client::client::builder=off")
+                tracing_subscriber::EnvFilter::new(
+                    "warn,podid_toolchain=info,kube_client::client::builder=off",
+                )
             }),
         )
         .with_writer(std::io::stderr)
