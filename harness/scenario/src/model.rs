@@ -572,16 +572,23 @@ pub enum WaitFor {
     Deleted,
 }
 
-/// Wait (watch-based) until an object exists or is gone.
+/// Wait until an object exists or is gone (`kind` + `name`), or until the mock cloud has
+/// received requests (`requests`): a condition, never a fixed pause.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct WaitStep {
-    pub kind: Located<ObjectKind>,
-    pub name: Template,
+    #[serde(default)]
+    pub kind: Option<Located<ObjectKind>>,
+    #[serde(default)]
+    pub name: Option<Template>,
     #[serde(default)]
     pub namespace: Option<Name>,
     #[serde(default, rename = "for")]
     pub condition: WaitFor,
+    /// Requests the mock cloud must have received; by default counted since this step began,
+    /// with `since: trial` since the trial began (e.g. calls MIC makes on its own).
+    #[serde(default)]
+    pub requests: Vec<Located<RequestExpect>>,
     /// Give up after this long (default 30s).
     #[serde(default)]
     pub timeout: Option<HumanDuration>,

@@ -545,6 +545,29 @@ fn check_cluster(c: &mut Checker, cl: &Cluster, cloud: &Cloud, declared: &Declar
     }
 }
 
+/// Checks one mock-request expectation (of `expect.requests` or a `wait` step).
+fn check_request(c: &mut Checker, rv: &RequestExpect, declared: &Declared) {
+    if let Some(node) = &rv.node {
+        if rv.service != Service::Imds {
+            c.report(
+                node.at,
+                "`node` only applies to `service: imds` (each node has its own IMDS)",
+                "drop `node` or use `service: imds`",
+            );
+        }
+        if !NODES.contains(&node.as_str()) {
+            c.report(
+                node.at,
+                format!("there is no node `{node}`"),
+                format!("nodes are {}", NODES.join(" and ")),
+            );
+        }
+    }
+    for t in [&rv.client_id, &rv.path].into_iter().flatten() {
+        c.template(t, declared);
+    }
+}
+
 /// Checks one step; returns how many expectations it carries.
 fn check_step(c: &mut Checker, step: &Located<Step>, s: &Scenario, declared: &Declared) -> usize {
     let st = &step.value;
@@ -673,7 +696,19 @@ fn check_step(c: &mut Checker, step: &Located<Step>, s: &Scenario, declared: &De
         }
         Action::Wait(w) => {
             c.namespace(&w.namespace, declared);
-            c.template(&w.name, declared);
+            match (&w.kind, &w.name, w.requests.is_empty()) {
+                (Some(_), Some(name), true) => c.template(name, declared),
+                (None, None, false) => {
+                    for r in &w.requests {
+                        check_request(c, &r.value, declared);
+                    }
+                }
+                _ => c.report(
+                    step.at,
+                    "a `wait` step waits either for an object or for mock requests",
+                    "give `kind` and `name` (and `for`), or `requests`, but not both",
+                ),
+            }
         }
         Action::Sleep(_) => {}
     }
@@ -692,6 +727,10 @@ fn check_step(c: &mut Checker, step: &Located<Step>, s: &Scenario, declared: &De
             );
         }
     }
+    let wait_checks = match action {
+        Action::Wait(w) => w.requests.len(),
+        _ => 0,
+    };
     let Some(expect) = &st.expect else {
         if probing {
             c.report(
@@ -703,7 +742,7 @@ fn check_step(c: &mut Checker, step: &Located<Step>, s: &Scenario, declared: &De
                 "add e.g. `expect: {status: 200}`",
             );
         }
-        return 0;
+        return wait_checks;
     };
     if !probing {
         c.report(
@@ -834,26 +873,7 @@ fn check_expect(
     }
     for r in &e.requests {
         count += 1;
-        let rv = &r.value;
-        if let Some(node) = &rv.node {
-            if rv.service != Service::Imds {
-                c.report(
-                    node.at,
-                    "`node` only applies to `service: imds` (each node has its own IMDS)",
-                    "drop `node` or use `service: imds`",
-                );
-            }
-            if !NODES.contains(&node.as_str()) {
-                c.report(
-                    node.at,
-                    format!("there is no node `{node}`"),
-                    format!("nodes are {}", NODES.join(" and ")),
-                );
-            }
-        }
-        for t in [&rv.client_id, &rv.path].into_iter().flatten() {
-            c.template(t, declared);
-        }
+        check_request(c, &r.value, declared);
     }
     if count == 0 {
         c.report(

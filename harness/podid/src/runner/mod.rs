@@ -330,11 +330,11 @@ pub async fn run_trial<P: Provider>(env: &Environment<P>, trial: &Trial) -> Scen
     };
     let flags: Vec<String> = scenario.nmi.flags.iter().map(|f| f.value.clone()).collect();
     let mic_flags: Vec<String> = scenario.mic.flags.iter().map(|f| f.value.clone()).collect();
+    // Request counts are only meaningful while no other scenario talks to the mock cloud.
     let exclusive = scenario.steps.iter().any(|s| {
-        s.value
-            .expect
-            .as_ref()
-            .is_some_and(|e| !e.requests.is_empty())
+        let step = &s.value;
+        step.expect.as_ref().is_some_and(|e| !e.requests.is_empty())
+            || step.wait.as_ref().is_some_and(|w| !w.requests.is_empty())
     });
     let _guard = match env
         .gate

@@ -38,10 +38,15 @@ pub fn step_name(step: &Step) -> String {
         Some(Action::Apply(_)) => "apply objects".into(),
         Some(Action::Delete(r)) => format!("delete {:?} {}", r.kind.value, r.name.value),
         Some(Action::Patch(p)) => format!("patch {:?} {}", p.kind.value, p.name.value),
-        Some(Action::Wait(w)) => format!(
-            "wait for {:?} {} ({:?})",
-            w.kind.value, w.name.value, w.condition
-        ),
+        Some(Action::Wait(w)) => match (&w.kind, &w.name) {
+            (Some(kind), Some(name)) => {
+                format!(
+                    "wait for {:?} {} ({:?})",
+                    kind.value, name.value, w.condition
+                )
+            }
+            _ => format!("wait for {} mock request expectation(s)", w.requests.len()),
+        },
         Some(Action::Sleep(d)) => format!("sleep {d}"),
         None => "invalid step".into(),
     }
@@ -356,26 +361,80 @@ async fn wait<P: Provider>(
     run: &mut ScenarioRun<'_, P>,
     w: &podid_scenario::WaitStep,
 ) -> Result<Vec<Failure>, String> {
-    let name = render(&w.name, &run.inst)?;
+    let timeout = w.timeout.map(|t| t.0).unwrap_or(WAIT_DEFAULT);
+    let deadline = Instant::now() + timeout;
+    let (Some(kind), Some(name)) = (&w.kind, &w.name) else {
+        return wait_for_requests(run, w, timeout, deadline).await;
+    };
+    let kind = kind.value;
+    let name = render(name, &run.inst)?;
     let ns = run
         .inst
         .namespace_for(w.namespace.as_ref().map(|n| n.as_str()));
-    let timeout = w.timeout.map(|t| t.0).unwrap_or(WAIT_DEFAULT);
-    let deadline = Instant::now() + timeout;
     let client = run.env.provider.client();
     let want = w.condition == WaitFor::Exists;
     loop {
-        if objects::exists(&run.env.kinds, &client, w.kind.value, &ns, &name).await? == want {
+        if objects::exists(&run.env.kinds, &client, kind, &ns, &name).await? == want {
             return Ok(Vec::new());
         }
         if Instant::now() >= deadline {
             return Ok(vec![Failure {
                 expectation: "wait".into(),
-                expected: format!("{:?} {ns}/{name} {:?}", w.kind.value, w.condition)
-                    .to_lowercase(),
+                expected: format!("{kind:?} {ns}/{name} {:?}", w.condition).to_lowercase(),
                 actual: format!("not so after {}s", timeout.as_secs()),
                 message: "timed out waiting".into(),
             }]);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Waits until the mock cloud has received what `w.requests` describes; on timeout the
+/// failures say what was missing at the last look.
+async fn wait_for_requests<P: Provider>(
+    run: &ScenarioRun<'_, P>,
+    w: &podid_scenario::WaitStep,
+    timeout: Duration,
+    deadline: Instant,
+) -> Result<Vec<Failure>, String> {
+    let cloud = run.env.provider.cloud();
+    let step_seq = cloud.next_seq();
+    let started = Instant::now();
+    let expect = Expect {
+        requests: w.requests.clone(),
+        ..Expect::default()
+    };
+    loop {
+        let trial_requests: Vec<_> = cloud
+            .requests()
+            .into_iter()
+            .filter(|r| r.seq >= run.first_seq)
+            .collect();
+        let requests: Vec<_> = trial_requests
+            .iter()
+            .filter(|r| r.seq >= step_seq)
+            .cloned()
+            .collect();
+        let observed = Observed {
+            response: None,
+            missing_reason: None,
+            elapsed: started.elapsed(),
+            requests: &requests,
+            trial_requests: &trial_requests,
+            cloud,
+        };
+        let failures = expect::check(&expect, &observed, &run.inst);
+        if failures.is_empty() {
+            return Ok(failures);
+        }
+        if Instant::now() >= deadline {
+            return Ok(failures
+                .into_iter()
+                .map(|f| Failure {
+                    message: format!("after waiting {}s: {}", timeout.as_secs(), f.message),
+                    ..f
+                })
+                .collect());
         }
         tokio::time::sleep(POLL).await;
     }
