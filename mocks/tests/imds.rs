@@ -36,30 +36,7 @@ async fn adal_style_request_gets_v1_token_with_all_string_fields() {
     );
     let (status, body) = imds_get(&env, &env.imds_node1, &q, true).await;
     assert_eq!(status, 200, "{body}");
-    let obj = body.as_object().unwrap();
-    for k in [
-        "access_token",
-        "client_id",
-        "expires_in",
-        "expires_on",
-        "ext_expires_in",
-        "not_before",
-        "resource",
-        "token_type",
-    ] {
-        assert!(
-            obj.get(k).is_some_and(Value::is_string),
-            "{k} must be a string: {body}"
-        );
-    }
-    assert!(
-        obj.values().all(Value::is_string),
-        "every IMDS field is a string: {body}"
-    );
-    assert_eq!(body["client_id"], READER_CLIENT);
-    assert_eq!(body["resource"], "https://storage.azure.com/");
-    assert_eq!(body["token_type"], "Bearer");
-    assert_eq!(body["expires_in"], "86399");
+    common::assert_imds_token_body(&body, READER_CLIENT, "https://storage.azure.com/");
     let token = body["access_token"].as_str().unwrap();
     let header = jsonwebtoken::decode_header(token).unwrap();
     assert!(header.kid.is_some() && header.x5t == header.kid);

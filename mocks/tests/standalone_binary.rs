@@ -2,6 +2,8 @@
 //! every service on 127.0.0.1 port 0), answers a real HTTPS/HTTP client: AAD v1 and v2 tokens,
 //! IMDS managed-identity tokens, a Blob read with the IMDS token, and the usual Azure errors.
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -299,30 +301,7 @@ async fn mock_azure_binary_serves_aad_imds_and_blob_to_a_real_client() {
     let status = resp.status();
     let body: Value = resp.json().await.unwrap();
     assert_eq!(status, 200, "IMDS: {body}");
-    let fields = body.as_object().unwrap();
-    for key in [
-        "access_token",
-        "client_id",
-        "expires_in",
-        "expires_on",
-        "ext_expires_in",
-        "not_before",
-        "resource",
-        "token_type",
-    ] {
-        assert!(
-            fields.get(key).is_some_and(Value::is_string),
-            "IMDS `{key}` must be a JSON string: {body}"
-        );
-    }
-    assert!(
-        fields.values().all(Value::is_string),
-        "every IMDS field is a string: {body}"
-    );
-    assert_eq!(body["client_id"], READER_CLIENT);
-    assert_eq!(body["resource"], STORAGE);
-    assert_eq!(body["token_type"], "Bearer");
-    assert_eq!(body["expires_in"], "86399");
+    common::assert_imds_token_body(&body, READER_CLIENT, STORAGE);
     let reader_token = body["access_token"].as_str().unwrap().to_string();
 
     // 3. Blob read with the IMDS token, host-style on the real account host name.

@@ -338,3 +338,32 @@ pub fn client_for(
         .build()
         .unwrap()
 }
+
+/// Checks a successful IMDS token answer as SDKs and NMI rely on it: all eight fields present,
+/// every value a JSON string, and the identity, resource, type and lifetime as expected.
+pub fn assert_imds_token_body(body: &serde_json::Value, client_id: &str, resource: &str) {
+    let fields = body.as_object().expect("the IMDS answer is a JSON object");
+    for key in [
+        "access_token",
+        "client_id",
+        "expires_in",
+        "expires_on",
+        "ext_expires_in",
+        "not_before",
+        "resource",
+        "token_type",
+    ] {
+        assert!(
+            fields.get(key).is_some_and(serde_json::Value::is_string),
+            "IMDS `{key}` must be a JSON string: {body}"
+        );
+    }
+    assert!(
+        fields.values().all(serde_json::Value::is_string),
+        "every IMDS field is a string: {body}"
+    );
+    assert_eq!(body["client_id"], client_id);
+    assert_eq!(body["resource"], resource);
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], "86399");
+}

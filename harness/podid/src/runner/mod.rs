@@ -152,6 +152,30 @@ impl<P: Provider> ScenarioRun<'_, P> {
         Ok(())
     }
 
+    /// What the mock cloud received since `step_seq` (this step) and since the trial began.
+    pub(crate) fn requests_since(
+        &self,
+        step_seq: u64,
+    ) -> (
+        Vec<podid_mocks::RecordedRequest>,
+        Vec<podid_mocks::RecordedRequest>,
+    ) {
+        let trial: Vec<_> = self
+            .env
+            .provider
+            .cloud()
+            .requests()
+            .into_iter()
+            .filter(|r| r.seq >= self.first_seq)
+            .collect();
+        let step = trial
+            .iter()
+            .filter(|r| r.seq >= step_seq)
+            .cloned()
+            .collect();
+        (step, trial)
+    }
+
     pub(crate) async fn delete_pod(&mut self, name: &str) -> Result<bool, String> {
         match self.inst.pods.remove(name) {
             Some(handle) => self
@@ -230,12 +254,7 @@ impl<P: Provider> ScenarioRun<'_, P> {
         problems
     }
 
-    async fn save_diagnostics(
-        &self,
-        since: SystemTime,
-        first_seq: u64,
-        steps: &[StepReport],
-    ) -> Vec<Attachment> {
+    async fn save_diagnostics(&self, since: SystemTime, steps: &[StepReport]) -> Vec<Attachment> {
         let dir = self.env.artifacts_dir.join(format!(
             "{}-{}",
             self.scenario.name.value,
@@ -256,14 +275,7 @@ impl<P: Provider> ScenarioRun<'_, P> {
                 Err(e) => tracing::warn!("cannot write {}: {e}", path.display()),
             }
         };
-        let requests: Vec<_> = self
-            .env
-            .provider
-            .cloud()
-            .requests()
-            .into_iter()
-            .filter(|r| r.seq >= first_seq)
-            .collect();
+        let (_, requests) = self.requests_since(self.first_seq);
         write(
             "mock requests",
             "mock-requests.json",
@@ -405,7 +417,7 @@ pub async fn run_trial<P: Provider>(env: &Environment<P>, trial: &Trial) -> Scen
         }
     }
     if report.status != Outcome::Passed {
-        report.attachments = run.save_diagnostics(wall, first_seq, &report.steps).await;
+        report.attachments = run.save_diagnostics(wall, &report.steps).await;
     }
     let cleanup_problems = run.cleanup().await;
     if !cleanup_problems.is_empty() {

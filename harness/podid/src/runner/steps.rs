@@ -209,16 +209,7 @@ async fn probe_once<P: Provider>(
         })?
         .map_err(|e| e.to_string())?;
     let elapsed = started.elapsed();
-    let trial_requests: Vec<_> = cloud
-        .requests()
-        .into_iter()
-        .filter(|r| r.seq >= run.first_seq)
-        .collect();
-    let requests: Vec<_> = trial_requests
-        .iter()
-        .filter(|r| r.seq >= first_seq)
-        .cloned()
-        .collect();
+    let (requests, trial_requests) = run.requests_since(first_seq);
     let (response, missing_reason) = if is_blob {
         let why = report.error.clone().map(|e| match &report.token {
             Some(t) => format!(
@@ -405,16 +396,7 @@ async fn wait_for_requests<P: Provider>(
         ..Expect::default()
     };
     loop {
-        let trial_requests: Vec<_> = cloud
-            .requests()
-            .into_iter()
-            .filter(|r| r.seq >= run.first_seq)
-            .collect();
-        let requests: Vec<_> = trial_requests
-            .iter()
-            .filter(|r| r.seq >= step_seq)
-            .cloned()
-            .collect();
+        let (requests, trial_requests) = run.requests_since(step_seq);
         let observed = Observed {
             response: None,
             missing_reason: None,
