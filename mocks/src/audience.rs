@@ -1,5 +1,7 @@
 //! Which resources (token audiences) exist in the mock tenant, and which audiences a service accepts.
 
+use crate::hosts::blob_host;
+
 /// App ID URIs of Azure first-party resources AAD and IMDS issue tokens for.
 const WELL_KNOWN_RESOURCES: &[&str] = &[
     "https://management.azure.com",
@@ -49,14 +51,14 @@ pub fn is_known_resource(resource: &str, account_names: &[String], extra: &[Stri
         || extra.iter().any(|e| canon(e) == r)
         || account_names
             .iter()
-            .any(|a| r == canon(&format!("https://{a}.blob.core.windows.net")))
+            .any(|a| r == canon(&format!("https://{}", blob_host(a))))
 }
 
 /// Whether Blob accepts `aud` for `account`.
 pub fn is_storage_audience(aud: &str, account: &str) -> bool {
     let a = canon(aud);
     STORAGE_AUDIENCES.contains(&a.as_str())
-        || a == canon(&format!("https://{account}.blob.core.windows.net"))
+        || a == canon(&format!("https://{}", blob_host(account)))
 }
 
 /// Whether ARM accepts `aud`; `own_base` is the URL the request addressed (custom clouds).

@@ -12,13 +12,17 @@ mod arm;
 pub mod audience;
 mod blob;
 mod cloud;
+mod context;
+mod core;
 mod error;
 mod fault;
+mod hosts;
 mod imds;
 mod observe;
 mod record;
 mod request_parts;
 pub mod resource_id;
+mod routes;
 mod server;
 mod spec;
 pub mod standalone;
@@ -26,16 +30,13 @@ mod state;
 mod tls;
 pub mod token;
 
-use std::sync::Arc;
-
-use axum::Router;
-
 pub use aad::form::{TokenForm, parse_basic, parse_form};
 pub use arm::identity_patch;
 pub use blob::address::{BlobAddress, parse as parse_blob_address};
 pub use cloud::{MockCloud, MockCloudBuilder};
 pub use error::MockError;
 pub use fault::FaultRule;
+pub use hosts::{BLOB_HOST_SUFFIX, blob_host};
 pub use imds::query::{ApiVersionCheck, ImdsQuery, Selector, check_api_version, selector};
 pub use record::{REDACTED, RecordedRequest, RequestFilter, Service};
 pub use server::{Endpoint, ServerHandle};
@@ -46,19 +47,3 @@ pub use spec::{
 };
 pub use tls::CloudTls;
 pub use token::{AccessTokenClaims, IssuedToken, TokenRequest, TokenSubject, TokenVersion};
-
-/// Builds the router for one server: the service's routes wrapped in fault injection and recording.
-pub(crate) fn router_for(ctx: Arc<server::ServerCtx>) -> Router {
-    let routes = match ctx.service {
-        Service::Aad => aad::router(),
-        Service::Imds => imds::router(),
-        Service::Arm => arm::router(),
-        Service::Blob => blob::router(),
-    };
-    routes
-        .layer(axum::middleware::from_fn_with_state(
-            ctx.clone(),
-            observe::observe,
-        ))
-        .with_state(ctx)
-}

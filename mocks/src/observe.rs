@@ -9,10 +9,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::cloud::lock;
+use crate::context::ServerCtx;
 use crate::fault::FaultRule;
 use crate::record::{RecordedRequest, Service, redact_header, redact_param};
-use crate::server::ServerCtx;
 
 /// What a handler learned about the caller, attached to its response for the log.
 #[derive(Debug, Clone, Default)]
@@ -48,11 +47,7 @@ pub(crate) async fn observe(
     req: Request,
     next: Next,
 ) -> Response {
-    let seq = ctx
-        .cloud
-        .inner
-        .seq
-        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let seq = ctx.core.claim_seq();
     let at = now_millis();
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
@@ -71,7 +66,7 @@ pub(crate) async fn observe(
         .and_then(|h| h.to_str().ok())
         .map(str::to_string)
         .or_else(|| req.uri().authority().map(|a| a.to_string()));
-    let fault = lock(&ctx.cloud.inner.faults).take(ctx.service, &ctx.label, &method, &path);
+    let fault = ctx.core.take_fault(ctx.service, &ctx.label, &method, &path);
     let mut faulted = false;
     let mut resp = match fault {
         Some(rule) => {
@@ -107,7 +102,7 @@ pub(crate) async fn observe(
         service = %ctx.service, label = %ctx.label, %method, %path, status, faulted,
         "request served"
     );
-    ctx.cloud.record(RecordedRequest {
+    ctx.core.record(RecordedRequest {
         seq,
         at,
         service: ctx.service,

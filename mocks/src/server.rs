@@ -14,9 +14,11 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use crate::cloud::{MockCloud, lock};
+use crate::context::ServerCtx;
+use crate::core::CloudCore;
 use crate::error::MockError;
 use crate::record::Service;
+use crate::routes::router_for;
 use crate::spec::MachineRef;
 
 /// Which service a listener serves.
@@ -52,15 +54,6 @@ impl Endpoint {
     pub fn is_tls(&self) -> bool {
         !matches!(self, Self::Imds { .. })
     }
-}
-
-/// Per-server context handed to every handler.
-pub(crate) struct ServerCtx {
-    pub cloud: MockCloud,
-    pub service: Service,
-    pub label: String,
-    pub machine: Option<MachineRef>,
-    pub local_addr: SocketAddr,
 }
 
 /// A running server; dropping it stops the server.
@@ -104,7 +97,7 @@ impl Drop for ServerHandle {
 
 /// Starts serving `endpoint` on `listener` (already bound by the caller; never binds itself).
 pub(crate) async fn serve(
-    cloud: MockCloud,
+    core: Arc<CloudCore>,
     endpoint: Endpoint,
     listener: std::net::TcpListener,
 ) -> Result<ServerHandle, MockError> {
@@ -125,7 +118,7 @@ pub(crate) async fn serve(
         tokio::net::TcpListener::from_std(listener).map_err(|e| io_err(Some(addr), e))?;
     let (label, machine) = match &endpoint {
         Endpoint::Imds { machine, label } => {
-            if lock(&cloud.inner.state).machine_index(machine).is_none() {
+            if core.with_state(|s| s.machine_index(machine).is_none()) {
                 return Err(MockError::NotFound {
                     kind: "machine",
                     id: machine.to_string(),
@@ -137,15 +130,15 @@ pub(crate) async fn serve(
     };
     let tls = endpoint
         .is_tls()
-        .then(|| TlsAcceptor::from(cloud.tls().server_config()));
+        .then(|| TlsAcceptor::from(core.tls().server_config()));
     let ctx = Arc::new(ServerCtx {
-        cloud,
+        core,
         service: endpoint.service(),
         label,
         machine,
         local_addr: addr,
     });
-    let router = crate::router_for(ctx);
+    let router = router_for(ctx);
     let cancel = CancellationToken::new();
     let task = tokio::spawn(accept_loop(listener, router, tls.clone(), cancel.clone()));
     tracing::info!(endpoint = %name, %addr, "mock server listening");

@@ -136,7 +136,8 @@ pub struct RoleAssignment {
     pub scope: String,
 }
 
-/// A storage account served by the Blob mock as `https://NAME.blob.core.windows.net`.
+/// A storage account served by the Blob mock as `https://NAME.blob.core.windows.net` (see
+/// [`crate::BLOB_HOST_SUFFIX`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageAccount {
@@ -157,7 +158,7 @@ impl StorageAccount {
 
     /// Host name of the account's blob endpoint.
     pub fn blob_host(&self) -> String {
-        format!("{}.blob.core.windows.net", self.name)
+        crate::hosts::blob_host(&self.name)
     }
 }
 

@@ -15,19 +15,30 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::error::MockError;
+use crate::hosts::BLOB_HOST_SUFFIX;
 
-/// Host names the leaf always covers.
-const BASE_NAMES: &[&str] = &[
+/// Azure host names the leaf always covers, besides every blob host.
+const AZURE_NAMES: &[&str] = &[
     "login.microsoftonline.com",
     "login.windows.net",
     "sts.windows.net",
     "management.azure.com",
     "management.core.windows.net",
-    "*.blob.core.windows.net",
-    "localhost",
-    "127.0.0.1",
-    "::1",
 ];
+
+/// Loopback names the leaf always covers (clients that address the mocks directly).
+const LOCAL_NAMES: &[&str] = &["localhost", "127.0.0.1", "::1"];
+
+/// Names the leaf always covers, in certificate order: Azure hosts, the blob wildcard, loopback.
+fn base_names() -> Vec<String> {
+    let blob_wildcard = format!("*{BLOB_HOST_SUFFIX}");
+    AZURE_NAMES
+        .iter()
+        .map(|s| s.to_string())
+        .chain([blob_wildcard])
+        .chain(LOCAL_NAMES.iter().map(|s| s.to_string()))
+        .collect()
+}
 
 /// The current leaf: its PEM and the rustls key that serves it.
 struct Leaf {
@@ -91,7 +102,7 @@ impl CloudTls {
             .self_signed(&ca_key)
             .map_err(keygen("CA certificate"))?;
         let issuer = Issuer::new(ca_params, ca_key);
-        let mut names: Vec<String> = BASE_NAMES.iter().map(|s| s.to_string()).collect();
+        let mut names = base_names();
         for n in extra_sans.iter().chain(account_hosts) {
             if !names.contains(n) {
                 names.push(n.clone());

@@ -1,18 +1,65 @@
 //! The real Azure SDK for Python (azure-identity + azure-storage-blob) against the mocks, unchanged:
 //! service-principal secret via the mock AAD, managed identity via the mock IMDS, path-style Blob.
+//!
+//! Runs under its own harness (libtest-mimic) so that opting out with `PODID_SKIP_PY_SDK=1` is
+//! reported as *ignored*, never as passed; without the opt-out, a missing SDK fails the test.
 
 mod common;
 
 use std::process::Command;
 
 use common::*;
+use libtest_mimic::{Arguments, Failed, Trial};
 
-#[tokio::test]
-async fn azure_sdk_for_python_reads_and_writes_blobs() {
-    if std::env::var("PODID_SKIP_PY_SDK").as_deref() == Ok("1") {
-        println!("skipping the Python SDK test: PODID_SKIP_PY_SDK=1");
-        return;
+/// Set to `1` to mark the test ignored (machines without Python).
+const SKIP_VAR: &str = "PODID_SKIP_PY_SDK";
+/// How to get what the script imports (run from the workspace root).
+const INSTALL: &str = "python3 -m pip install -r mocks/tests/python/requirements.txt";
+
+fn main() {
+    let args = Arguments::from_args();
+    let skip = std::env::var(SKIP_VAR).as_deref() == Ok("1");
+    if skip {
+        eprintln!("{SKIP_VAR}=1 is set: the Python SDK round trip is not run");
     }
+    let trial = Trial::test("azure_sdk_for_python_reads_and_writes_blobs", run_trial)
+        .with_ignored_flag(skip);
+    libtest_mimic::run(&args, vec![trial]).exit();
+}
+
+/// Checks the prerequisites, then runs the round trip on a runtime like `#[tokio::test]`'s.
+fn run_trial() -> Result<(), Failed> {
+    check_python_sdk()?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(azure_sdk_for_python_reads_and_writes_blobs());
+    Ok(())
+}
+
+/// Fails with install instructions unless `python3` runs and imports the SDK packages.
+fn check_python_sdk() -> Result<(), Failed> {
+    let probe = Command::new("python3")
+        .args(["-c", "import azure.identity, azure.storage.blob"])
+        .output();
+    match probe {
+        Err(e) => Err(format!(
+            "cannot run python3 ({e}): install Python 3, then `{INSTALL}`; \
+             or set {SKIP_VAR}=1 to report this test as ignored"
+        )
+        .into()),
+        Ok(out) if !out.status.success() => Err(format!(
+            "the Azure SDK for Python is not installed: run `{INSTALL}`; \
+             or set {SKIP_VAR}=1 to report this test as ignored\npython3 said:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into()),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Runs `sdk_roundtrip.py` against a fresh cloud and checks what it did through the request log.
+async fn azure_sdk_for_python_reads_and_writes_blobs() {
     let env = Env::start().await;
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
@@ -59,7 +106,7 @@ async fn azure_sdk_for_python_reads_and_writes_blobs() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "Python SDK script failed ({}); install mocks/tests/python/requirements.txt or set PODID_SKIP_PY_SDK=1\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        "Python SDK script failed ({}); if packages are missing, run `{INSTALL}` or set {SKIP_VAR}=1\nstdout:\n{stdout}\nstderr:\n{stderr}",
         output.status
     );
     assert!(stdout.contains("OK"), "{stdout}");

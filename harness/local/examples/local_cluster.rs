@@ -157,10 +157,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     assert!(body.contains("no azure identity found"), "{body}");
 
     let restart_started = Instant::now();
-    cluster.restart_nmi(NmiMode::Managed, &[]).await?;
+    let stops = cluster.restart_nmi(NmiMode::Managed, &[]).await?;
     println!(
-        "NMI restart (stop with chain cleanup + start + Active): {:?}",
+        "NMI restart (stop with chain cleanup + start + Active): {:?}; stops {stops:?}",
         restart_started.elapsed()
+    );
+    assert!(
+        stops.iter().all(|s| s.removed_own_chain),
+        "NMI must remove its own iptables chain on SIGTERM: {stops:?}"
     );
     let (status, _) = curl_token(&cluster, &labelled).await?;
     println!("labelled pod after NMI restart: HTTP {status}");

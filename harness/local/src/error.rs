@@ -75,6 +75,15 @@ pub enum LocalError {
         /// Its name.
         name: String,
     },
+    /// A wait for a condition (e.g. NMI's watches opening) ended without it.
+    #[error("{what}: {source}")]
+    Wait {
+        /// What was waited for.
+        what: String,
+        /// How the wait ended, with what it last saw.
+        #[source]
+        source: podid_wait::WaitError<String>,
+    },
     /// A manifest or state file could not be parsed.
     #[error("parsing {what}: {message}")]
     Parse {

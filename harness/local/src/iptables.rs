@@ -21,14 +21,51 @@ pub fn require_iptables() -> Result<PathBuf, LocalError> {
         })
 }
 
-/// Whether NMI's jump from nat PREROUTING is present in `namespace`.
-pub async fn nmi_jump_present(namespace: &NetNamespace) -> bool {
+/// Which of NMI's nat rules are present in a namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NmiRules {
+    /// The jump from PREROUTING to [`NMI_CHAIN`].
+    pub jump: bool,
+    /// [`NMI_CHAIN`] itself.
+    pub chain: bool,
+}
+
+impl NmiRules {
+    /// Neither the jump nor the chain is left.
+    pub fn gone(&self) -> bool {
+        !self.jump && !self.chain
+    }
+}
+
+impl std::fmt::Display for NmiRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let present = |p: bool| if p { "present" } else { "gone" };
+        write!(
+            f,
+            "PREROUTING jump {}, chain {NMI_CHAIN} {}",
+            present(self.jump),
+            present(self.chain)
+        )
+    }
+}
+
+/// Looks for NMI's jump and chain in `namespace`; `Err` when iptables cannot be run.
+pub async fn nmi_rules(namespace: &NetNamespace) -> Result<NmiRules, String> {
+    let jump = iptables_succeeds(namespace, &["-C", "PREROUTING", "-j", NMI_CHAIN]).await?;
+    let chain = iptables_succeeds(namespace, &["-S", NMI_CHAIN]).await?;
+    Ok(NmiRules { jump, chain })
+}
+
+/// Whether `iptables -w -t nat ARGS` succeeds in `namespace` (a missing rule or chain fails).
+async fn iptables_succeeds(namespace: &NetNamespace, args: &[&str]) -> Result<bool, String> {
     namespace
         .command("iptables")
-        .args(["-w", "-t", "nat", "-C", "PREROUTING", "-j", NMI_CHAIN])
+        .args(["-w", "-t", "nat"])
+        .args(args)
         .output()
         .await
-        .is_ok_and(|o| o.status.success())
+        .map(|o| o.status.success())
+        .map_err(|e| format!("running iptables in {}: {e}", namespace.name()))
 }
 
 /// Removes NMI's jump and chain from `namespace` (what NMI itself does on SIGTERM).

@@ -24,11 +24,12 @@ mod probe;
 mod process;
 mod run_id;
 mod state;
+mod teardown;
 mod watchers;
 
 pub use addressing::{NodeAddressing, PodAddressPool};
 pub use apiserver::apiserver_args;
-pub use cluster::{LocalCluster, LocalNode, LocalPod, METADATA_IP, StartupTimings, TeardownReport};
+pub use cluster::{LocalCluster, LocalNode, LocalPod, METADATA_IP, NmiStop, StartupTimings};
 pub use config::{
     Binaries, LocalClusterConfig, MicConfig, NmiConfig, NmiMode, NodeConfig, PodSpec,
 };
@@ -40,3 +41,4 @@ pub use nmi::{NmiNodeFlags, STANDARD_RETRIES, kubelet_config_contents, nmi_args}
 pub use probe::get_in_namespace;
 pub use run_id::{generate_run_id, is_valid_run_id};
 pub use state::{CleanReport, clean_leftovers, clean_own_runs, clean_run};
+pub use teardown::TeardownReport;

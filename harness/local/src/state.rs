@@ -1,5 +1,5 @@
-//! A state file per run (`/run/podid/<run>.json`: owner, child pids, namespaces), and cleaning up
-//! after runs whose owner died.
+//! A state file per run (`/run/podid/<run>.json`: owner, child pids, namespaces and their kind),
+//! and cleaning up after runs whose owner died.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -41,6 +41,25 @@ impl RecordedProcess {
     }
 }
 
+/// What a network namespace stands for: teardown deletes pods before the nodes they hang off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NamespaceKind {
+    /// A node: holds NMI, MIC, the metadata address and the node end of each pod's veth.
+    Node,
+    /// A pod: holds `eth0`, the pod end of its veth.
+    Pod,
+}
+
+/// A network namespace recorded with its kind, so teardown never guesses it from the name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedNamespace {
+    /// Its name under `/run/netns`.
+    pub name: String,
+    /// Node or pod.
+    pub kind: NamespaceKind,
+}
+
 /// What one run owns, so another invocation can clean up if the owner dies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunState {
@@ -50,8 +69,8 @@ pub struct RunState {
     pub owner: RecordedProcess,
     /// Child processes.
     pub processes: Vec<RecordedProcess>,
-    /// Network namespace names.
-    pub namespaces: Vec<String>,
+    /// Network namespaces.
+    pub namespaces: Vec<RecordedNamespace>,
 }
 
 impl RunState {
@@ -77,15 +96,24 @@ impl RunState {
         let _ = fs::remove_file(Self::path_of(run_id));
     }
 
-    /// Every readable state file.
+    /// Every readable state file. Files that do not parse (e.g. written by an older podid) are
+    /// skipped: their namespaces are still swept by the `podid-` prefix.
     pub fn load_all() -> Vec<RunState> {
         let Ok(entries) = fs::read_dir(STATE_DIR) else {
             return Vec::new();
         };
         entries
             .filter_map(|e| e.ok())
-            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-            .filter_map(|e| serde_json::from_str(&fs::read_to_string(e.path()).ok()?).ok())
+            .map(|e| e.path())
+            .filter(|path| path.extension().is_some_and(|x| x == "json"))
+            .filter_map(|path| {
+                let text = fs::read_to_string(&path).ok()?;
+                serde_json::from_str(&text)
+                    .inspect_err(
+                        |e| tracing::warn!(path = %path.display(), "ignoring a state file: {e}"),
+                    )
+                    .ok()
+            })
             .collect()
     }
 }
@@ -180,9 +208,26 @@ mod tests {
                 start_time: 2,
             },
             processes: vec![],
-            namespaces: vec!["podid-abc123-node-1".into()],
+            namespaces: vec![
+                RecordedNamespace {
+                    name: "podid-abc123-node-1".into(),
+                    kind: NamespaceKind::Node,
+                },
+                RecordedNamespace {
+                    name: "podid-abc123-pod-1-2".into(),
+                    kind: NamespaceKind::Pod,
+                },
+            ],
         };
         let text = serde_json::to_string(&state).unwrap();
+        assert!(text.contains(r#""kind":"pod""#), "{text}");
         assert_eq!(serde_json::from_str::<RunState>(&text).unwrap(), state);
+    }
+
+    #[test]
+    fn a_state_file_without_namespace_kinds_does_not_parse() {
+        let old = r#"{"run_id":"abc123","owner":{"name":"podid","pid":1,"start_time":2},
+            "processes":[],"namespaces":["podid-abc123-node-1"]}"#;
+        assert!(serde_json::from_str::<RunState>(old).is_err());
     }
 }

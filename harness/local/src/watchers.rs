@@ -1,15 +1,132 @@
-//! Knowing when NMI's informers are watching: the API server counts the watches it serves per
-//! resource (`apiserver_longrunning_requests`). NMI reports healthy once its caches are filled,
-//! but its watches may still be opening; an object created in that gap reaches NMI late, and in
-//! managed mode NMI does not retry, so a bound pod would be denied.
+//! Knowing when NMI's and MIC's informers are watching: the API server counts the watches it
+//! serves per resource (`apiserver_longrunning_requests`). Both report healthy once their caches
+//! are filled, but their watches may still be opening; an object created in that gap reaches
+//! them late, and in managed mode NMI does not retry, so a bound pod would be denied.
+//!
+//! NMI and MIC watch some of the same resources, so a component's own watches are the count
+//! minus the other components' (which this cluster knows, since it runs them all).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use podid_wait::{Check, Poll, until};
 
 use crate::LocalError;
+use crate::config::NmiMode;
 
 /// API group of the aad-pod-identity resources.
 pub const GROUP: &str = "aadpodidentity.k8s.io";
 const POLL: Duration = Duration::from_millis(50);
+
+/// What NMI v1.8.17 watches in each mode (`crd.NewCRDClientLite`): assigned identities in
+/// standard mode, identities and bindings in managed mode, exceptions in both.
+pub fn nmi_watches(mode: NmiMode) -> &'static [&'static str] {
+    match mode {
+        NmiMode::Standard => &["azureassignedidentities", "azurepodidentityexceptions"],
+        NmiMode::Managed => &[
+            "azureidentities",
+            "azureidentitybindings",
+            "azurepodidentityexceptions",
+        ],
+    }
+}
+
+/// What MIC v1.8.17 watches (`crd.NewCRDClient`, started once it leads).
+pub const MIC_WATCHES: &[&str] = &[
+    "azureidentitybindings",
+    "azureidentities",
+    "azureassignedidentities",
+];
+
+/// The components of this cluster that watch aad-pod-identity resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watchers {
+    /// NMI's mode, when it runs.
+    pub nmi: Option<NmiMode>,
+    /// How many NMIs run when it does (one per node).
+    pub nodes: u64,
+    /// Whether MIC runs.
+    pub mic: bool,
+}
+
+impl Watchers {
+    /// NMI's watches of `resource`.
+    fn nmi_count(&self, resource: &str) -> u64 {
+        match self.nmi {
+            Some(mode) if nmi_watches(mode).contains(&resource) => self.nodes,
+            _ => 0,
+        }
+    }
+
+    /// MIC's watches of `resource`.
+    fn mic_count(&self, resource: &str) -> u64 {
+        u64::from(self.mic && MIC_WATCHES.contains(&resource))
+    }
+
+    /// What NMI in `mode` on every node adds to MIC's watches (whether NMI is marked running
+    /// here or not).
+    pub fn nmi_targets(&self, mode: NmiMode) -> Vec<WatchTarget> {
+        nmi_watches(mode)
+            .iter()
+            .map(|resource| WatchTarget {
+                resource,
+                others: self.mic_count(resource),
+                own: self.nodes,
+            })
+            .collect()
+    }
+
+    /// What MIC adds to NMI's watches (whether MIC is marked running here or not).
+    pub fn mic_targets(&self) -> Vec<WatchTarget> {
+        MIC_WATCHES
+            .iter()
+            .map(|resource| WatchTarget {
+                resource,
+                others: self.nmi_count(resource),
+                own: 1,
+            })
+            .collect()
+    }
+}
+
+/// One resource's watches: `others` held by the rest of the cluster, `own` by the component
+/// being started or stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchTarget {
+    pub resource: &'static str,
+    pub others: u64,
+    pub own: u64,
+}
+
+/// Whether the component's watches must be open (after a start) or closed (after a stop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchState {
+    Open,
+    Closed,
+}
+
+impl WatchTarget {
+    /// Whether `seen` watches mean the component's own are `state`.
+    fn holds(&self, seen: u64, state: WatchState) -> bool {
+        match state {
+            WatchState::Open => seen >= self.others + self.own,
+            WatchState::Closed => seen <= self.others,
+        }
+    }
+
+    /// `seen` against what is wanted, for a timeout error.
+    fn describe(&self, seen: u64, state: WatchState) -> String {
+        let (resource, others, own) = (self.resource, self.others, self.own);
+        match state {
+            WatchState::Open => format!(
+                "{resource}: {seen} (want >= {}: {others} of others + {own} own)",
+                others + own
+            ),
+            WatchState::Closed => {
+                format!("{resource}: {seen} (want <= {others} of others, {own} own closed)")
+            }
+        }
+    }
+}
 
 /// The number of WATCH requests the API server serves for `group`/`resource`, from its
 /// Prometheus text (summed over scopes).
@@ -25,49 +142,67 @@ pub fn watch_count(metrics: &str, group: &str, resource: &str) -> u64 {
         .sum()
 }
 
-/// Waits until the API server serves at least `count` watches of each of `resources`.
+/// `Ok` when every target holds in `metrics`, else what was seen of each.
+fn check_targets(metrics: &str, targets: &[WatchTarget], state: WatchState) -> Result<(), String> {
+    let seen: Vec<(WatchTarget, u64)> = targets
+        .iter()
+        .map(|t| (*t, watch_count(metrics, GROUP, t.resource)))
+        .collect();
+    if seen.iter().all(|(t, n)| t.holds(*n, state)) {
+        return Ok(());
+    }
+    Err(seen
+        .iter()
+        .map(|(t, n)| t.describe(*n, state))
+        .collect::<Vec<_>>()
+        .join(", "))
+}
+
+/// Waits until `component`'s watches of every target are `state`; on timeout the error names
+/// the counts last seen.
 pub async fn wait_for_watches(
     client: &kube::Client,
-    resources: &[&str],
-    count: u64,
+    component: &str,
+    targets: &[WatchTarget],
+    state: WatchState,
     timeout: Duration,
 ) -> Result<(), LocalError> {
-    let started = Instant::now();
-    let mut last;
-    loop {
-        let request = http::Request::get("/metrics")
-            .body(Vec::new())
-            .map_err(|e| LocalError::Config(format!("building the metrics request: {e}")))?;
+    until(Poll::every(POLL, timeout), move || async move {
+        let request = match http::Request::get("/metrics").body(Vec::new()) {
+            Ok(request) => request,
+            Err(e) => return Check::Failed(format!("building the metrics request: {e}")),
+        };
         match client.request_text(request).await {
-            Ok(metrics) => {
-                let counts: Vec<(&str, u64)> = resources
-                    .iter()
-                    .map(|r| (*r, watch_count(&metrics, GROUP, r)))
-                    .collect();
-                if counts.iter().all(|(_, n)| *n >= count) {
-                    return Ok(());
-                }
-                last = counts
-                    .iter()
-                    .map(|(r, n)| format!("{r}: {n}"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-            }
-            Err(e) => last = format!("reading /metrics: {e}"),
+            Ok(metrics) => match check_targets(&metrics, targets, state) {
+                Ok(()) => Check::Done(()),
+                Err(seen) => Check::Pending(seen),
+            },
+            Err(e) => Check::Pending(format!("reading /metrics: {e}")),
         }
-        if started.elapsed() > timeout {
-            return Err(LocalError::Config(format!(
-                "NMI's watches did not open within {}s (want {count} per resource; {last})",
-                timeout.as_secs()
-            )));
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    })
+    .await
+    .map_err(|source| LocalError::Wait {
+        what: match state {
+            WatchState::Open => format!("waiting for {component}'s watches to open"),
+            WatchState::Closed => format!("waiting for {component}'s watches to close"),
+        },
+        source,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn metrics(counts: &[(&str, u64)]) -> String {
+        let mut text = String::from("# HELP apiserver_longrunning_requests x\n");
+        for (resource, n) in counts {
+            text.push_str(&format!(
+                "apiserver_longrunning_requests{{component=\"apiserver\",group=\"{GROUP}\",resource=\"{resource}\",scope=\"cluster\",subresource=\"\",verb=\"WATCH\",version=\"v1\"}} {n}\n"
+            ));
+        }
+        text
+    }
 
     #[test]
     fn counts_watches_of_one_resource_across_scopes() {
@@ -81,5 +216,68 @@ apiserver_longrunning_requests{component="apiserver",group="",resource="pods",sc
         assert_eq!(watch_count(text, GROUP, "azureidentitybindings"), 0);
         assert_eq!(watch_count(text, GROUP, "azurepodidentityexceptions"), 0);
         assert_eq!(watch_count(text, "", "pods"), 3);
+    }
+
+    #[test]
+    fn mics_watch_is_not_taken_for_an_nmis() {
+        let with_mic = Watchers {
+            nmi: None,
+            nodes: 2,
+            mic: true,
+        };
+        let targets = with_mic.nmi_targets(NmiMode::Standard);
+        // MIC and one of two NMIs watch assigned identities: NMI is not ready yet.
+        let one_nmi = metrics(&[
+            ("azureassignedidentities", 2),
+            ("azurepodidentityexceptions", 2),
+        ]);
+        let seen = check_targets(&one_nmi, &targets, WatchState::Open).unwrap_err();
+        assert!(
+            seen.contains("azureassignedidentities: 2 (want >= 3: 1 of others + 2 own)"),
+            "{seen}"
+        );
+        let both = metrics(&[
+            ("azureassignedidentities", 3),
+            ("azurepodidentityexceptions", 2),
+        ]);
+        assert_eq!(check_targets(&both, &targets, WatchState::Open), Ok(()));
+        // After a stop, MIC's watch stays.
+        assert!(check_targets(&both, &targets, WatchState::Closed).is_err());
+        let stopped = metrics(&[("azureassignedidentities", 1)]);
+        assert_eq!(
+            check_targets(&stopped, &targets, WatchState::Closed),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn mic_counts_on_top_of_nmi_in_the_same_mode() {
+        let standard = Watchers {
+            nmi: Some(NmiMode::Standard),
+            nodes: 2,
+            mic: false,
+        };
+        let targets = standard.mic_targets();
+        let others: Vec<(&str, u64)> = targets.iter().map(|t| (t.resource, t.others)).collect();
+        assert_eq!(
+            others,
+            [
+                ("azureidentitybindings", 0),
+                ("azureidentities", 0),
+                ("azureassignedidentities", 2)
+            ]
+        );
+        let nmi_only = metrics(&[
+            ("azureidentitybindings", 1),
+            ("azureidentities", 1),
+            ("azureassignedidentities", 2),
+        ]);
+        assert!(check_targets(&nmi_only, &targets, WatchState::Open).is_err());
+        let managed = Watchers {
+            nmi: Some(NmiMode::Managed),
+            ..standard
+        };
+        assert_eq!(managed.mic_targets()[0].others, 2);
+        assert_eq!(managed.mic_targets()[2].others, 0);
     }
 }

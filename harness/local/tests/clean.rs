@@ -1,4 +1,5 @@
-//! `clean_leftovers` against real processes and namespaces (root only; skipped otherwise).
+//! `clean_leftovers` against real processes and namespaces. Needs root: without it the test is
+//! reported as ignored, with the reason printed.
 
 use std::path::Path;
 
@@ -19,7 +20,7 @@ fn write_state(
         "run_id": run,
         "owner": {"name": "podid", "pid": owner_pid, "start_time": owner_start},
         "processes": [{"name": "sleep", "pid": sleeper, "start_time": sleeper_start}],
-        "namespaces": [ns],
+        "namespaces": [{"name": ns, "kind": "node"}],
     });
     std::fs::write(format!("/run/podid/{run}.json"), state.to_string()).unwrap();
 }
@@ -30,12 +31,23 @@ fn start_time(pid: u32) -> u64 {
     after.split_whitespace().nth(19).unwrap().parse().unwrap()
 }
 
-#[test]
-fn dead_runs_are_cleaned_and_live_runs_spared() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root");
-        return;
+fn main() -> std::process::ExitCode {
+    let args = libtest_mimic::Arguments::from_args();
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        eprintln!(
+            "not root: the clean test (real processes and network namespaces) is ignored on this machine"
+        );
     }
+    let trial = libtest_mimic::Trial::test("dead_runs_are_cleaned_and_live_runs_spared", || {
+        dead_runs_are_cleaned_and_live_runs_spared();
+        Ok(())
+    })
+    .with_ignored_flag(!root);
+    libtest_mimic::run(&args, vec![trial]).exit_code()
+}
+
+fn dead_runs_are_cleaned_and_live_runs_spared() {
     let suffix = format!("{:04}", std::process::id() % 10_000);
     let (dead_run, live_run) = (format!("zd{suffix}"), format!("zl{suffix}"));
 

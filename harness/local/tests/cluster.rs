@@ -5,7 +5,7 @@
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use podid_local::{
-    Binaries, LocalCluster, LocalClusterConfig, NmiConfig, NmiMode, NodeConfig, PodSpec,
+    Binaries, LocalCluster, LocalClusterConfig, NmiConfig, NmiMode, NmiStop, NodeConfig, PodSpec,
     generate_run_id,
 };
 use podid_netns::NetNamespace;
@@ -102,12 +102,34 @@ async fn pods_nmi_restart_and_shutdown_leave_nothing_behind(binaries: Binaries) 
         .unwrap();
     assert_eq!(eth0, vec![pod.ip]);
 
-    cluster
+    let node_a_cleaned_up = vec![NmiStop {
+        node: "node-a".into(),
+        removed_own_chain: true,
+    }];
+    let stops = cluster
         .restart_nmi(NmiMode::Standard, &[])
         .await
         .expect("NMI restarts");
+    assert_eq!(
+        stops, node_a_cleaned_up,
+        "NMI removes its own chain on SIGTERM"
+    );
     let rules = cluster.node_nat_rules("node-a").await.unwrap();
     assert!(rules.contains("-A PREROUTING -j aad-metadata"), "{rules}");
+
+    let stops = cluster.stop_nmi().await.expect("NMI stops");
+    assert_eq!(stops, node_a_cleaned_up);
+    let rules = cluster.node_nat_rules("node-a").await.unwrap();
+    assert!(!rules.contains("aad-metadata"), "{rules}");
+    assert_eq!(
+        cluster.stop_nmi().await.unwrap(),
+        vec![],
+        "NMI no longer runs"
+    );
+    cluster
+        .start_nmi(NmiMode::Managed, &[])
+        .await
+        .expect("NMI starts again after a stop");
 
     let pod_ns = pod.netns.name().to_string();
     cluster.delete_pod("t", "p").await.unwrap();

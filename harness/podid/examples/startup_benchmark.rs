@@ -6,17 +6,23 @@
 //! cargo run -p podid --example startup_benchmark -- 5     # five rounds (default 3)
 //! ```
 //!
-//! Needs root, like the suite. Prints one line per round and the median of each phase.
+//! Needs root, like the suite; `PODID_PROVIDER` picks the provider. Prints one line per round
+//! and the median of each phase.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use podid::provider::{ProbeCommand, Provider};
+use podid::lifecycle;
+use podid::provider::{IdentityConfig, ProbeCommand, ProviderKind};
 use podid::runner;
-use podid::session::{self, LocalSessionOptions};
-use podid_reports::Outcome;
+use podid::session::{self, SessionOptions};
+use podid_reports::{Outcome, Reporter};
 use podid_scenario::NmiMode;
 use podid_toolchain::{NoopObserver, ToolchainConfig};
+
+/// The benchmark prints its own table.
+struct Quiet;
+impl Reporter for Quiet {}
 
 struct Round {
     toolchain: Duration,
@@ -36,7 +42,7 @@ fn secs(d: Duration) -> String {
     format!("{:.2}s", d.as_secs_f64())
 }
 
-async fn round(workspace: &Path, probe: &Path) -> Result<Round, String> {
+async fn round(workspace: &Path, probe: &Path, provider: ProviderKind) -> Result<Round, String> {
     let files =
         podid_scenario::discover(&[workspace.join("scenarios")]).map_err(|p| p.one_line())?;
     let (loaded, invalid) = podid_scenario::load_all(&files);
@@ -44,8 +50,9 @@ async fn round(workspace: &Path, probe: &Path) -> Result<Round, String> {
         return Err("invalid scenario files; run `podid validate`".into());
     }
     let started = Instant::now();
-    let (env, figures) = session::start_local(
-        LocalSessionOptions {
+    let (env, figures) = lifecycle::start(
+        provider,
+        SessionOptions {
             output_dir: session::default_output_dir(workspace),
             probe: ProbeCommand::binary(probe.to_path_buf()),
             toolchain: ToolchainConfig::from_env(),
@@ -57,27 +64,35 @@ async fn round(workspace: &Path, probe: &Path) -> Result<Round, String> {
     let environment = started.elapsed() - figures.toolchain;
 
     let nmi_started = Instant::now();
+    let managed = IdentityConfig {
+        mode: NmiMode::Managed,
+        nmi_flags: Vec::new(),
+        mic_flags: Vec::new(),
+    };
     env.provider
-        .configure_nmi(NmiMode::Managed, &[], &[])
+        .cluster
+        .configure(&managed)
         .await
         .map_err(|e| e.to_string())?;
     let nmi = nmi_started.elapsed();
 
     let scenarios_started = Instant::now();
+    let plan = env.plan(runner::trials(&loaded));
+    let reports = lifecycle::run(&env, &plan, 1, &Quiet).await;
+    let scenarios = scenarios_started.elapsed();
     let mut slowest = (String::new(), Duration::ZERO);
-    for trial in runner::trials(&loaded) {
-        let report = runner::run_trial(&env, &trial).await;
+    for report in &reports {
         if report.status != Outcome::Passed {
+            env.provider.shutdown().await;
             return Err(format!("scenario {} did not pass", report.name));
         }
         if report.duration > slowest.1 {
             slowest = (report.name.clone(), report.duration);
         }
     }
-    let scenarios = scenarios_started.elapsed();
 
     let teardown_started = Instant::now();
-    env.provider.shutdown().await;
+    lifecycle::finish(&env, chrono::Utc::now(), started.elapsed(), reports).await;
     Ok(Round {
         toolchain: figures.toolchain,
         environment,
@@ -103,13 +118,14 @@ fn main() -> Result<(), String> {
         .ok()
         .and_then(|p| p.parent()?.parent().map(|d| d.join("podid-probe")))
         .unwrap_or_else(|| PathBuf::from("podid-probe"));
+    let provider = ProviderKind::choose(None).map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let mut results = Vec::new();
     println!(
         "round  toolchain  cluster+cloud  nmi     scenarios  slowest scenario                    teardown"
     );
     for i in 1..=rounds {
-        let r = runtime.block_on(round(&workspace, &probe))?;
+        let r = runtime.block_on(round(&workspace, &probe, provider))?;
         println!(
             "{i:>5}  {:>9}  {:>13}  {:>6}  {:>9}  {:<28} {:>6}  {:>8}",
             secs(r.toolchain),

@@ -1,15 +1,16 @@
-//! Checking a step's expectations against what the probe saw and what the mock cloud received.
+//! Checking a step's expectations against what the probe saw and what the cloud received.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use podid_mocks::{MockCloud, RecordedRequest, RequestFilter};
 use podid_probe::HttpExchange;
 use podid_reports::Failure;
+use podid_scenario::Expect;
 use podid_scenario::reference::{self, Resolve};
-use podid_scenario::{Expect, Service};
 use serde_json::Value;
 
 use crate::jwt;
+use crate::provider::CloudRequest;
+use crate::provider::cloud::service_name;
 
 /// Everything an expectation may look at.
 pub struct Observed<'a> {
@@ -18,11 +19,12 @@ pub struct Observed<'a> {
     /// Why there is no response, when there is none.
     pub missing_reason: Option<String>,
     pub elapsed: Duration,
-    /// Requests the mock cloud received while the step ran.
-    pub requests: &'a [RecordedRequest],
-    /// Requests the mock cloud received since the trial began (setup included).
-    pub trial_requests: &'a [RecordedRequest],
-    pub cloud: &'a MockCloud,
+    /// Requests the cloud received while the step ran (empty without a request log).
+    pub requests: &'a [CloudRequest],
+    /// Requests the cloud received since the trial began (setup included).
+    pub trial_requests: &'a [CloudRequest],
+    /// The JWKS that verifies the cloud's tokens (needed by `token` expectations).
+    pub signing_keys: Option<&'a Value>,
 }
 
 fn failure(
@@ -218,7 +220,7 @@ pub fn check(expect: &Expect, observed: &Observed, resolver: &dyn Resolve) -> Ve
             }
         }
         if let Some(token) = &expect.token {
-            check_token(token, r, observed.cloud, resolver, &mut failures);
+            check_token(token, r, observed.signing_keys, resolver, &mut failures);
         }
     }
 
@@ -242,7 +244,7 @@ pub fn check(expect: &Expect, observed: &Observed, resolver: &dyn Resolve) -> Ve
 fn check_token(
     token: &podid_scenario::TokenExpect,
     r: &HttpExchange,
-    cloud: &MockCloud,
+    signing_keys: Option<&Value>,
     resolver: &dyn Resolve,
     failures: &mut Vec<Failure>,
 ) {
@@ -290,7 +292,16 @@ fn check_token(
     let Some(access_token) = obj.get("access_token").and_then(|v| v.as_str()) else {
         return;
     };
-    let claims = match jwt::verify(access_token, &cloud.jwks()) {
+    let Some(jwks) = signing_keys else {
+        failures.push(failure(
+            "token.access_token",
+            "a JWT verified against the cloud's signing keys",
+            "(no signing keys)",
+            "the cloud's signing keys could not be read",
+        ));
+        return;
+    };
+    let claims = match jwt::verify(access_token, jwks) {
         Ok(c) => c,
         Err(e) => {
             failures.push(failure(
@@ -377,41 +388,87 @@ fn check_token(
     }
 }
 
+/// A `requests` expectation with its references resolved.
+struct RequestMatcher {
+    service: podid_scenario::Service,
+    node: Option<String>,
+    method: Option<String>,
+    path_prefix: Option<String>,
+    client_id: Option<String>,
+}
+
+impl RequestMatcher {
+    /// Service and node exactly; method, path prefix and client id case-insensitively.
+    fn matches(&self, r: &CloudRequest) -> bool {
+        let same = |want: &Option<String>, got: Option<&str>| {
+            want.as_ref()
+                .is_none_or(|w| got.is_some_and(|g| g.eq_ignore_ascii_case(w)))
+        };
+        r.service == self.service
+            && self
+                .node
+                .as_ref()
+                .is_none_or(|n| r.node.as_ref() == Some(n))
+            && same(&self.method, Some(&r.method))
+            && same(&self.client_id, r.client_id.as_deref())
+            && self.path_prefix.as_ref().is_none_or(|p| {
+                r.path
+                    .to_ascii_lowercase()
+                    .starts_with(&p.to_ascii_lowercase())
+            })
+    }
+
+    fn describe(&self, since: podid_scenario::RequestWindow) -> String {
+        let mut parts = vec![format!("to {}", service_name(self.service))];
+        if let Some(n) = &self.node {
+            parts.push(format!("on {n}"));
+        }
+        if let Some(c) = &self.client_id {
+            parts.push(format!("for client_id {c}"));
+        }
+        if let Some(p) = &self.path_prefix {
+            parts.push(format!("under {p}"));
+        }
+        if let Some(m) = &self.method {
+            parts.push(format!("with method {m}"));
+        }
+        if since == podid_scenario::RequestWindow::Trial {
+            parts.push("since the trial began".into());
+        }
+        parts.join(" ")
+    }
+}
+
 fn check_requests(
     req: &podid_scenario::RequestExpect,
     observed: &Observed,
     resolver: &dyn Resolve,
     failures: &mut Vec<Failure>,
 ) {
-    let service = match req.service {
-        Service::Imds => podid_mocks::Service::Imds,
-        Service::Aad => podid_mocks::Service::Aad,
-        Service::Arm => podid_mocks::Service::Arm,
-        Service::Blob => podid_mocks::Service::Blob,
-    };
-    let mut filter = RequestFilter {
-        service: Some(service),
-        label: req.node.as_ref().map(|n| n.value.clone()),
+    let matcher = RequestMatcher {
+        service: req.service,
+        node: req.node.as_ref().map(|n| n.value.clone()),
         method: req.method.clone(),
-        ..RequestFilter::default()
+        client_id: req
+            .client_id
+            .as_ref()
+            .and_then(|c| render(c, resolver, failures, "requests.clientId")),
+        path_prefix: req
+            .path
+            .as_ref()
+            .and_then(|p| render(p, resolver, failures, "requests.path")),
     };
-    if let Some(c) = &req.client_id {
-        filter.client_id = render(c, resolver, failures, "requests.clientId");
-    }
-    if let Some(p) = &req.path {
-        filter.path_prefix = render(p, resolver, failures, "requests.path");
-    }
     let window = match req.since {
         podid_scenario::RequestWindow::Attempt => observed.requests,
         podid_scenario::RequestWindow::Trial => observed.trial_requests,
     };
-    let matching: Vec<&RecordedRequest> = window.iter().filter(|r| filter.matches(r)).collect();
-    let describe = describe_filter(req, &filter);
+    let matching: Vec<&CloudRequest> = window.iter().filter(|r| matcher.matches(r)).collect();
     let ok = match req.count {
         Some(n) => matching.len() == n as usize,
         None => !matching.is_empty(),
     };
     if !ok {
+        let describe = matcher.describe(req.since);
         let want = match req.count {
             Some(n) => format!("{n} request(s) {describe}"),
             None => format!("at least one request {describe}"),
@@ -419,55 +476,26 @@ fn check_requests(
         let seen: Vec<String> = matching
             .iter()
             .map(|r| {
-                format!(
-                    "{} {} {}{} -> {}",
-                    r.label,
-                    r.method,
-                    r.path,
-                    client_note(r),
-                    r.status
-                )
+                let client = r
+                    .client_id
+                    .as_ref()
+                    .map(|c| format!(" (client_id {c})"))
+                    .unwrap_or_default();
+                let place = r.node.as_deref().unwrap_or(service_name(r.service));
+                format!("{place} {} {}{client} -> {}", r.method, r.path, r.status)
             })
             .collect();
+        let service = service_name(req.service);
         failures.push(failure(
-            &format!("requests.{}", service.as_str()),
+            &format!("requests.{service}"),
             want,
             format!("{} matching: [{}]", matching.len(), seen.join(", ")),
             format!(
-                "the mock {} received {} matching request(s)",
-                service.as_str(),
+                "the cloud's {service} received {} matching request(s)",
                 matching.len()
             ),
         ));
     }
-}
-
-fn client_note(r: &RecordedRequest) -> String {
-    r.client_id
-        .as_ref()
-        .map(|c| format!(" (client_id {c})"))
-        .unwrap_or_default()
-}
-
-fn describe_filter(req: &podid_scenario::RequestExpect, f: &RequestFilter) -> String {
-    let service = f.service.map(|s| s.as_str()).unwrap_or("any service");
-    let mut parts = vec![format!("to {service}")];
-    if let Some(l) = &f.label {
-        parts.push(format!("on {l}"));
-    }
-    if let Some(c) = &f.client_id {
-        parts.push(format!("for client_id {c}"));
-    }
-    if let Some(p) = &f.path_prefix {
-        parts.push(format!("under {p}"));
-    }
-    if let Some(m) = &f.method {
-        parts.push(format!("with method {m}"));
-    }
-    if req.since == podid_scenario::RequestWindow::Trial {
-        parts.push("since the trial began".into());
-    }
-    parts.join(" ")
 }
 
 /// The first path at which `want` is not a subset of `got` (objects: keys recursively; other

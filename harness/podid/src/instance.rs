@@ -3,36 +3,13 @@
 
 use std::collections::HashMap;
 
-use podid_mocks::{
-    BlobSpec, BuiltinRole, CloudSpec, Container, RoleAssignment, ServicePrincipal, SpCredential,
-    StorageAccount, UserAssignedIdentity, resource_id,
-};
 use podid_scenario::reference::{Reference, Resolve, Root};
-use podid_scenario::{NmiMode, Role, Scenario};
+use podid_scenario::{NmiMode, Scenario};
 use rand::Rng;
 
-use crate::provider::{NodeInfo, PodHandle};
+use crate::provider::{CloudNames, DeclaredCloud, NodeInfo, PodHandle};
 
-/// Resource group that holds the identities a scenario declares (unless it names another).
-pub const IDENTITY_RESOURCE_GROUP: &str = "podid-identities";
-/// Resource group of the storage accounts scenarios declare.
-pub const STORAGE_RESOURCE_GROUP: &str = "podid-storage";
-
-/// Concrete values for a declared user-assigned identity.
-#[derive(Debug, Clone)]
-pub struct IdentityValues {
-    pub name: String,
-    pub client_id: String,
-    pub principal_id: String,
-    pub resource_id: String,
-}
-
-/// Concrete values for a declared service principal.
-#[derive(Debug, Clone)]
-pub struct ServicePrincipalValues {
-    pub client_id: String,
-    pub object_id: String,
-}
+pub use crate::provider::cloud::{IdentityValues, ServicePrincipalValues};
 
 /// Names, IDs and run-time values of one scenario run.
 #[derive(Debug, Clone)]
@@ -46,6 +23,7 @@ pub struct ScenarioInstance {
     pub tenant_id: String,
     pub subscription_id: String,
     pub namespaces: HashMap<String, String>,
+    /// Filled from the cloud side once it has declared the scenario's cloud.
     pub identities: HashMap<String, IdentityValues>,
     pub service_principals: HashMap<String, ServicePrincipalValues>,
     /// Declared account name → real account name.
@@ -61,10 +39,6 @@ fn random_suffix(len: usize) -> String {
     (0..len)
         .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
         .collect()
-}
-
-fn guid() -> String {
-    uuid::Uuid::new_v4().to_string()
 }
 
 impl ScenarioInstance {
@@ -93,59 +67,6 @@ impl ScenarioInstance {
             )
             .map(|n| (n.value.clone(), format!("{}-{suffix}", n.value)))
             .collect();
-        let identities = scenario
-            .cloud
-            .identities
-            .iter()
-            .map(|(name, decl)| {
-                let real_name = format!("{}-{suffix}", name.value);
-                let rg = decl
-                    .resource_group
-                    .clone()
-                    .unwrap_or_else(|| IDENTITY_RESOURCE_GROUP.to_string());
-                let values = IdentityValues {
-                    resource_id: resource_id::user_assigned_identity(
-                        subscription_id,
-                        &rg,
-                        &real_name,
-                    ),
-                    name: real_name,
-                    client_id: decl
-                        .client_id
-                        .as_ref()
-                        .map(|v| v.value.to_ascii_lowercase())
-                        .unwrap_or_else(guid),
-                    principal_id: decl
-                        .principal_id
-                        .as_ref()
-                        .map(|v| v.value.to_ascii_lowercase())
-                        .unwrap_or_else(guid),
-                };
-                (name.value.clone(), values)
-            })
-            .collect();
-        let service_principals = scenario
-            .cloud
-            .service_principals
-            .iter()
-            .map(|(name, decl)| {
-                (
-                    name.value.clone(),
-                    ServicePrincipalValues {
-                        client_id: decl
-                            .client_id
-                            .as_ref()
-                            .map(|v| v.value.clone())
-                            .unwrap_or_else(guid),
-                        object_id: decl
-                            .object_id
-                            .as_ref()
-                            .map(|v| v.value.clone())
-                            .unwrap_or_else(guid),
-                    },
-                )
-            })
-            .collect();
         let accounts: HashMap<String, String> = scenario
             .cloud
             .storage_accounts
@@ -165,8 +86,8 @@ impl ScenarioInstance {
             tenant_id: tenant_id.to_string(),
             subscription_id: subscription_id.to_string(),
             namespaces,
-            identities,
-            service_principals,
+            identities: HashMap::new(),
+            service_principals: HashMap::new(),
             accounts,
             account_urls,
             nodes: nodes.to_vec(),
@@ -185,113 +106,18 @@ impl ScenarioInstance {
         self.nodes.iter().find(|n| n.logical == logical)
     }
 
-    /// What the mock cloud must hold for this scenario (identities, principals, storage, roles).
-    /// Certificate credentials are not generated yet, so principals declared with
-    /// `certificate: true` are refused here with the reason.
-    pub fn cloud_spec(&self, scenario: &Scenario) -> Result<CloudSpec, String> {
-        let cloud = &scenario.cloud;
-        let mut spec = CloudSpec {
-            tenant_id: self.tenant_id.clone(),
-            subscription_id: self.subscription_id.clone(),
-            ..CloudSpec::default()
-        };
-        for name in cloud.identities.keys() {
-            let v = &self.identities[name.as_str()];
-            let rg = cloud.identities[name.as_str()]
-                .resource_group
-                .clone()
-                .unwrap_or_else(|| IDENTITY_RESOURCE_GROUP.to_string());
-            spec.identities.push(UserAssignedIdentity {
-                name: v.name.clone(),
-                resource_group: rg,
-                client_id: v.client_id.clone(),
-                principal_id: v.principal_id.clone(),
-            });
+    /// The run's names for the scenario's cloud declarations.
+    pub fn cloud_names(&self) -> CloudNames {
+        CloudNames {
+            suffix: self.suffix.clone(),
+            accounts: self.accounts.clone(),
         }
-        for (name, decl) in &cloud.service_principals {
-            let v = &self.service_principals[name.as_str()];
-            let credential = match &decl.secret {
-                Some(secret) => SpCredential::Secret {
-                    secret: secret.value.clone(),
-                },
-                None => {
-                    return Err(format!(
-                        "service principal `{}` uses a certificate, which podid does not generate yet; give it a `secret`",
-                        name.value
-                    ));
-                }
-            };
-            spec.service_principals.push(ServicePrincipal {
-                name: format!("{}-{}", name.value, self.suffix),
-                client_id: v.client_id.clone(),
-                object_id: v.object_id.clone(),
-                credential,
-            });
-        }
-        for (name, account) in &cloud.storage_accounts {
-            spec.storage_accounts.push(StorageAccount {
-                name: self.accounts[name.as_str()].clone(),
-                resource_group: STORAGE_RESOURCE_GROUP.to_string(),
-                containers: account
-                    .containers
-                    .iter()
-                    .map(|(c, blobs)| Container {
-                        name: c.value.clone(),
-                        blobs: blobs
-                            .iter()
-                            .map(|(b, content)| BlobSpec {
-                                name: b.value.clone(),
-                                content: content.clone(),
-                            })
-                            .collect(),
-                    })
-                    .collect(),
-            });
-        }
-        for ra in &cloud.role_assignments {
-            let ra = &ra.value;
-            let principal_id = self
-                .identities
-                .get(ra.principal.as_str())
-                .map(|i| i.principal_id.clone())
-                .or_else(|| {
-                    self.service_principals
-                        .get(ra.principal.as_str())
-                        .map(|s| s.object_id.clone())
-                })
-                .unwrap_or_default();
-            let account = &self.accounts[ra.account.as_str()];
-            let scope = match &ra.container {
-                Some(c) => resource_id::container_scope(
-                    &self.subscription_id,
-                    STORAGE_RESOURCE_GROUP,
-                    account,
-                    c,
-                ),
-                None => resource_id::storage_account(
-                    &self.subscription_id,
-                    STORAGE_RESOURCE_GROUP,
-                    account,
-                ),
-            };
-            spec.role_assignments.push(RoleAssignment {
-                principal_id,
-                role: builtin_role(ra.role.value),
-                scope,
-            });
-        }
-        Ok(spec)
     }
-}
 
-fn builtin_role(role: Role) -> BuiltinRole {
-    match role {
-        Role::StorageBlobDataReader => BuiltinRole::StorageBlobDataReader,
-        Role::StorageBlobDataContributor => BuiltinRole::StorageBlobDataContributor,
-        Role::StorageBlobDataOwner => BuiltinRole::StorageBlobDataOwner,
-        Role::Reader => BuiltinRole::Reader,
-        Role::Contributor => BuiltinRole::Contributor,
-        Role::Owner => BuiltinRole::Owner,
+    /// Keeps the values the cloud side gave the declared identities and principals.
+    pub fn record_declared(&mut self, declared: DeclaredCloud) {
+        self.identities = declared.identities;
+        self.service_principals = declared.service_principals;
     }
 }
 

@@ -1,4 +1,5 @@
-//! Preparing a run: prerequisites, leftovers of killed runs, the toolchain, then the provider.
+//! Preparing a local run: prerequisites, leftovers of killed runs, the toolchain, then the
+//! local provider.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -6,7 +7,7 @@ use std::time::{Duration, Instant};
 use podid_toolchain::{BuildObserver, ToolchainConfig};
 
 use crate::provider::ProbeCommand;
-use crate::provider::local::{LocalProvider, LocalProviderConfig};
+use crate::provider::local::LocalProviderConfig;
 use crate::runner::Environment;
 
 /// Environment variable that turns the end-to-end trials into ignored ones on machines that
@@ -59,8 +60,8 @@ pub struct StartupFigures {
     pub cluster: Option<podid_local::StartupTimings>,
 }
 
-/// Options of a local session.
-pub struct LocalSessionOptions {
+/// Options of a session, whatever the provider.
+pub struct SessionOptions {
     /// Root of generated output (`target/podid`).
     pub output_dir: PathBuf,
     /// How to run the probe inside pods.
@@ -70,9 +71,9 @@ pub struct LocalSessionOptions {
 
 /// Brings up the local provider: prerequisites, leftovers, toolchain, cluster, mock cloud.
 pub async fn start_local(
-    options: LocalSessionOptions,
+    options: SessionOptions,
     observer: &(dyn BuildObserver + Send + Sync),
-) -> Result<(Environment<LocalProvider>, StartupFigures), SessionError> {
+) -> Result<(Environment, StartupFigures), SessionError> {
     check_local_prerequisites(observer)?;
     match podid_local::clean_leftovers() {
         Ok(report) => tracing::info!(?report, "removed leftovers of earlier runs"),
@@ -93,7 +94,7 @@ pub async fn start_local(
     let run_id = podid_local::generate_run_id();
     let run_dir = options.output_dir.join("runs").join(&run_id);
     let started = Instant::now();
-    let provider = LocalProvider::start(LocalProviderConfig {
+    let (provider, timings) = crate::provider::local::start(LocalProviderConfig {
         run_id: run_id.clone(),
         work_dir: run_dir.clone(),
         toolchain,
@@ -103,7 +104,7 @@ pub async fn start_local(
     let figures = StartupFigures {
         toolchain: toolchain_time,
         provider: started.elapsed(),
-        cluster: Some(provider.timings()),
+        cluster: Some(timings),
     };
     Ok((
         Environment::new(provider, run_id, run_dir.join("artifacts")),

@@ -1,21 +1,24 @@
 //! End-to-end suite: every scenario in `scenarios/` × each of its NMI modes, as one trial each,
-//! against the local provider (real etcd, kube-apiserver and NMI; mock Azure).
+//! against the provider `PODID_PROVIDER` names (default `local`: real etcd, kube-apiserver,
+//! NMI and MIC; mock Azure).
 //!
 //! `cargo test --test e2e`, `-- <filter>`, `-- --list`, `-- --exact <name>` work as usual. The
-//! cluster starts once, lazily, at the first trial that runs. Missing prerequisites (root,
-//! network namespaces, Go to build the toolchain) fail every trial with the reason; set
-//! `PODID_SKIP_E2E=1` to mark the trials ignored instead on machines that cannot run them.
+//! provider starts once, lazily, at the first trial that runs. Missing prerequisites (root,
+//! network namespaces, Go to build the toolchain) fail every trial with the reason. A trial
+//! whose needs the provider lacks is ignored with the reason printed and reported as skipped.
+//! An unfiltered run fails unless every declared trial was accounted for. `PODID_SKIP_E2E=1`
+//! marks every trial ignored on machines that cannot run them (CI refuses it).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Mutex, OnceLock};
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use podid::provider::local::LocalProvider;
-use podid::provider::{ProbeCommand, Provider};
-use podid::runner::{self, Environment};
-use podid::session::{self, LocalSessionOptions, SKIP_E2E_VAR};
-use podid_reports::{Outcome, RunReport, ScenarioReport};
+use podid::lifecycle;
+use podid::provider::{ProbeCommand, ProviderKind};
+use podid::runner::{self, Environment, Plan, PlannedTrial};
+use podid::session::{self, SKIP_E2E_VAR, SessionOptions};
+use podid_reports::{Outcome, Reporter, ScenarioReport};
 use podid_toolchain::{LogObserver, ToolchainConfig};
 
 fn workspace() -> PathBuf {
@@ -23,44 +26,51 @@ fn workspace() -> PathBuf {
     root.canonicalize().unwrap_or(root)
 }
 
+/// Progress in an e2e run is libtest's own line per trial.
+struct Quiet;
+impl Reporter for Quiet {}
+
 /// The environment all trials share, started by the first trial that needs it.
 ///
 /// Everything that starts processes runs as a task on `runtime`'s worker threads: children die
 /// with the thread that spawned them, and the test harness's own threads come and go.
 struct Shared {
+    provider: ProviderKind,
     runtime: tokio::runtime::Runtime,
-    env: tokio::sync::OnceCell<Result<Environment<LocalProvider>, String>>,
+    env: tokio::sync::OnceCell<Result<Environment, String>>,
     reports: Mutex<Vec<ScenarioReport>>,
     started_at: chrono::DateTime<chrono::Utc>,
+    started: std::time::Instant,
 }
 
 static SHARED: OnceLock<Shared> = OnceLock::new();
 
 fn shared() -> &'static Shared {
-    SHARED.get_or_init(|| Shared {
-        runtime: tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("the async runtime starts"),
-        env: tokio::sync::OnceCell::new(),
-        reports: Mutex::new(Vec::new()),
-        started_at: chrono::Utc::now(),
-    })
+    SHARED.get().expect("initialised in main")
 }
 
-async fn start_environment() -> Result<Environment<LocalProvider>, String> {
-    let options = LocalSessionOptions {
+fn record(report: ScenarioReport) {
+    shared()
+        .reports
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(report);
+}
+
+async fn start_environment() -> Result<Environment, String> {
+    let options = SessionOptions {
         output_dir: session::default_output_dir(&workspace()),
         probe: ProbeCommand::binary(PathBuf::from(env!("CARGO_BIN_EXE_podid-probe"))),
         toolchain: ToolchainConfig::from_env(),
     };
+    let kind = shared().provider;
     let started = std::time::Instant::now();
-    let (env, figures) = tokio::spawn(session::start_local(options, &LogObserver))
+    let (env, figures) = tokio::spawn(lifecycle::start(kind, options, &LogObserver))
         .await
         .map_err(|e| format!("the start-up task failed: {e}"))?
-        .map_err(|e| format!("the local environment could not start: {e}"))?;
+        .map_err(|e| format!("provider `{kind}` could not start: {e}"))?;
     eprintln!(
-        "e2e: environment ready in {:.1}s (toolchain {:.1}s, cluster and cloud {:.1}s), run {}",
+        "e2e: provider `{kind}` ready in {:.1}s (toolchain {:.1}s, provider {:.1}s), run {}",
         started.elapsed().as_secs_f64(),
         figures.toolchain.as_secs_f64(),
         figures.provider.as_secs_f64(),
@@ -69,8 +79,8 @@ async fn start_environment() -> Result<Environment<LocalProvider>, String> {
     Ok(env)
 }
 
-/// Runs one trial on the shared environment (starting it first if needed).
-fn run(trial: runner::Trial) -> Result<ScenarioReport, String> {
+/// Runs one planned trial on the shared environment (starting it first if needed).
+fn run(planned: PlannedTrial) -> Result<ScenarioReport, String> {
     let shared = shared();
     shared.runtime.block_on(async move {
         let env = shared
@@ -79,14 +89,14 @@ fn run(trial: runner::Trial) -> Result<ScenarioReport, String> {
             .await
             .as_ref()
             .map_err(|e| e.clone())?;
-        tokio::spawn(async move { runner::run_trial(env, &trial).await })
+        tokio::spawn(async move { runner::run_trial(env, &planned, &Quiet).await })
             .await
             .map_err(|e| format!("the trial task failed: {e}"))
     })
 }
 
-/// Ctrl-C at any time (even while the cluster starts): tear down this process's runs from their
-/// state files, then exit as SIGINT would.
+/// Ctrl-C at any time (even while the provider starts): tear down this process's runs from
+/// their state files, then exit as SIGINT would.
 fn register_interrupt_cleanup() {
     std::thread::spawn(|| {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
@@ -108,6 +118,8 @@ fn register_interrupt_cleanup() {
     });
 }
 
+/// What libtest prints for a trial that did not pass: each failed step with expected and
+/// actual, its output, and where the diagnostics are.
 fn failure_text(report: &ScenarioReport) -> String {
     let mut text = String::new();
     for step in &report.steps {
@@ -124,10 +136,8 @@ fn failure_text(report: &ScenarioReport) -> String {
                 f.expectation, f.message, f.expected, f.actual
             ));
         }
-        if let Some(out) = &step.output {
-            for line in out.lines() {
-                text.push_str(&format!("    | {line}\n"));
-            }
+        for line in step.output.iter().flat_map(|o| o.lines()) {
+            text.push_str(&format!("    | {line}\n"));
         }
     }
     if !report.attachments.is_empty() {
@@ -137,6 +147,32 @@ fn failure_text(report: &ScenarioReport) -> String {
         }
     }
     podid_reports::redact(&text)
+}
+
+fn as_test(planned: PlannedTrial, skip_all: bool) -> Trial {
+    let tags = planned
+        .trial
+        .scenario()
+        .tags
+        .iter()
+        .map(|t| t.value.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let name = planned.name.clone();
+    let ignored = skip_all || planned.skip.is_some();
+    Trial::test(name, move || {
+        let report = run(planned).map_err(Failed::from)?;
+        let passed = report.status == Outcome::Passed;
+        let text = failure_text(&report);
+        record(report);
+        if passed {
+            Ok(())
+        } else {
+            Err(Failed::from(text))
+        }
+    })
+    .with_kind(tags)
+    .with_ignored_flag(ignored)
 }
 
 fn main() -> ExitCode {
@@ -152,6 +188,27 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .try_init();
+    let provider = match ProviderKind::choose(None) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("e2e: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let shared = Shared {
+        provider,
+        runtime: tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("the async runtime starts"),
+        env: tokio::sync::OnceCell::new(),
+        reports: Mutex::new(Vec::new()),
+        started_at: chrono::Utc::now(),
+        started: std::time::Instant::now(),
+    };
+    if SHARED.set(shared).is_err() {
+        unreachable!("main runs once");
+    }
 
     let files = podid_scenario::discover(&[workspace().join("scenarios")]).unwrap_or_default();
     let (mut loaded, invalid) = podid_scenario::load_all(&files);
@@ -161,21 +218,18 @@ fn main() -> ExitCode {
             file.path = relative.to_path_buf();
         }
     }
-    let skip_reason = std::env::var(SKIP_E2E_VAR)
-        .ok()
-        .filter(|v| !v.is_empty() && v != "0")
-        .map(|_| format!("{SKIP_E2E_VAR} is set: end-to-end trials are not run on this machine"));
-    if let Some(reason) = &skip_reason {
-        eprintln!("e2e: {reason}");
+    let skip_all = std::env::var(SKIP_E2E_VAR).is_ok_and(|v| !v.is_empty() && v != "0");
+    if skip_all {
+        eprintln!("e2e: {SKIP_E2E_VAR} is set: end-to-end trials are not run on this machine");
     }
 
-    let mut trials = Vec::new();
+    let mut tests = Vec::new();
     if files.is_empty() || !invalid.is_empty() {
         let problems: Vec<String> = invalid
             .iter()
             .flat_map(|f| f.problems.iter().map(|p| p.one_line()))
             .collect();
-        trials.push(Trial::test("scenario_files_are_valid", move || {
+        tests.push(Trial::test("scenario_files_are_valid", move || {
             if problems.is_empty() {
                 Err(Failed::from("no scenario files found in scenarios/"))
             } else {
@@ -183,74 +237,69 @@ fn main() -> ExitCode {
             }
         }));
     }
-    for trial in runner::trials(&loaded) {
-        let name = trial.name("local");
-        let tags = trial
-            .file
-            .scenario
-            .tags
-            .iter()
-            .map(|t| t.value.as_str())
-            .collect::<Vec<_>>()
-            .join(",");
-        let t = Trial::test(name, move || {
-            let report = run(trial).map_err(Failed::from)?;
-            let passed = report.status == Outcome::Passed;
-            let text = failure_text(&report);
-            shared()
-                .reports
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(report);
-            if passed {
-                Ok(())
-            } else {
-                Err(Failed::from(text))
-            }
-        })
-        .with_kind(tags);
-        trials.push(if skip_reason.is_some() {
-            t.with_ignored_flag(true)
-        } else {
-            t
-        });
+    let declared = runner::trials(&loaded);
+    let declared_count = declared.len();
+    let plan = Plan::new(declared, provider.name(), &provider.capabilities());
+    for planned in &plan.trials {
+        if let (Some(reason), false) = (&planned.skip, skip_all) {
+            eprintln!("e2e: {} is skipped: {reason}", planned.name);
+            record(runner::skipped_report(planned, &Quiet));
+        }
     }
+    tests.extend(plan.trials.into_iter().map(|p| as_test(p, skip_all)));
 
-    if skip_reason.is_none() && !args.list {
+    if !skip_all && !args.list {
         register_interrupt_cleanup();
     }
-    let conclusion = libtest_mimic::run(&args, trials);
+    let unfiltered = args.filter.is_none() && args.skip.is_empty() && !args.ignored && !args.list;
+    let mut conclusion = libtest_mimic::run(&args, tests);
 
-    finish();
+    let accounted = finish();
+    if unfiltered && !skip_all && accounted != declared_count {
+        eprintln!(
+            "e2e: {accounted} of {declared_count} declared trials (scenarios × modes) were run or skipped with a reason; every declared trial must be accounted for"
+        );
+        conclusion.num_failed += 1;
+    }
     conclusion.exit_code()
 }
 
-/// Tears the environment down and writes the reports of the trials that ran.
-fn finish() {
+/// Tears the environment down and writes the reports of the trials accounted for; returns
+/// how many that is.
+fn finish() -> usize {
     let shared = shared();
-    let Some(Ok(env)) = shared.env.get() else {
-        return;
-    };
-    let environment = env.provider.environment();
-    if let Some(report) = shared.runtime.block_on(env.provider.shutdown()) {
-        if !report.errors.is_empty() {
-            eprintln!("e2e: teardown problems: {}", report.errors.join("; "));
-        }
-    }
     let scenarios = std::mem::take(&mut *shared.reports.lock().unwrap_or_else(|p| p.into_inner()));
-    let run = RunReport {
-        run_id: env.run_id.clone(),
-        provider: "local".into(),
-        started_at: shared.started_at,
-        duration: (chrono::Utc::now() - shared.started_at)
-            .to_std()
-            .unwrap_or_default(),
-        environment,
-        scenarios,
+    let count = scenarios.len();
+    if scenarios.is_empty() {
+        return 0;
+    }
+    let run = match shared.env.get() {
+        Some(Ok(env)) => {
+            let (run, shutdown) = shared.runtime.block_on(lifecycle::finish(
+                env,
+                shared.started_at,
+                shared.started.elapsed(),
+                scenarios,
+            ));
+            if !shutdown.errors.is_empty() {
+                eprintln!("e2e: teardown problems: {}", shutdown.errors.join("; "));
+            }
+            run
+        }
+        // Every trial was skipped (or the provider never started): report them all the same.
+        _ => podid_reports::RunReport {
+            run_id: "not-started".into(),
+            provider: shared.provider.name().into(),
+            started_at: shared.started_at,
+            duration: shared.started.elapsed(),
+            environment: Vec::new(),
+            scenarios,
+        },
     };
     let dir = session::default_output_dir(&workspace()).join("reports-e2e");
     match podid_reports::write_all(&run, &dir) {
         Ok(_) => eprintln!("e2e: reports in {}", dir.display()),
         Err(e) => eprintln!("e2e: writing reports: {e}"),
     }
+    count
 }

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::duration::HumanDuration;
 use crate::located::Located;
 
+/// The logical node names scenarios use; every provider maps each to one real node.
+pub const LOGICAL_NODES: [&str; 2] = ["node-0", "node-1"];
+
 /// A name written by the scenario author (a map key or a reference to one), with its position.
 pub type Name = Located<String>;
 /// A string that may contain `${...}` references, resolved when the scenario runs.
@@ -51,7 +54,9 @@ pub fn default_modes() -> Vec<Located<NmiMode>> {
 }
 
 /// NMI's `--operation-mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum NmiMode {
     /// The AKS pod-identity add-on: NMI only, identities must already be on the node's VM(SS).

@@ -9,9 +9,6 @@ use crate::model::*;
 use crate::problem::Problem;
 use crate::reference::{self, Root};
 
-/// Logical node names every provider offers.
-pub const NODES: [&str; 2] = ["node-0", "node-1"];
-
 /// Everything a scenario declares, by kind, across `cluster` and `apply` steps.
 struct Declared<'a> {
     identities: HashSet<&'a str>,
@@ -61,11 +58,11 @@ impl Checker<'_> {
             Root::Pods => (Some(&declared.pods), "cluster.pods"),
             Root::Namespaces => (Some(&declared.namespaces), "cluster.namespaces"),
             Root::Nodes => {
-                if !NODES.contains(&name.as_str()) {
+                if !LOGICAL_NODES.contains(&name.as_str()) {
                     self.report(
                         at,
                         format!("{r} refers to node `{name}`, which no provider has"),
-                        format!("nodes are {}", NODES.join(" and ")),
+                        format!("nodes are {}", LOGICAL_NODES.join(" and ")),
                     );
                 }
                 (None, "")
@@ -406,11 +403,11 @@ fn check_cloud(c: &mut Checker, cloud: &Cloud, declared: &Declared) {
         }
     }
     for (node, identities) in &cloud.node_identities {
-        if !NODES.contains(&node.as_str()) {
+        if !LOGICAL_NODES.contains(&node.as_str()) {
             c.report(
                 node.at,
                 format!("there is no node `{node}`"),
-                format!("nodes are {}", NODES.join(" and ")),
+                format!("nodes are {}", LOGICAL_NODES.join(" and ")),
             );
         }
         for id in identities {
@@ -508,11 +505,11 @@ fn check_cluster(c: &mut Checker, cl: &Cluster, cloud: &Cloud, declared: &Declar
             );
         }
         c.namespace(&pod.namespace, declared);
-        if !NODES.contains(&pod.node.as_str()) {
+        if !LOGICAL_NODES.contains(&pod.node.as_str()) {
             c.report(
                 pod.node.at,
                 format!("there is no node `{}`", pod.node.value),
-                format!("nodes are {}", NODES.join(" and ")),
+                format!("nodes are {}", LOGICAL_NODES.join(" and ")),
             );
         }
         for t in pod.labels.values().chain(pod.annotations.values()) {
@@ -555,11 +552,11 @@ fn check_request(c: &mut Checker, rv: &RequestExpect, declared: &Declared) {
                 "drop `node` or use `service: imds`",
             );
         }
-        if !NODES.contains(&node.as_str()) {
+        if !LOGICAL_NODES.contains(&node.as_str()) {
             c.report(
                 node.at,
                 format!("there is no node `{node}`"),
-                format!("nodes are {}", NODES.join(" and ")),
+                format!("nodes are {}", LOGICAL_NODES.join(" and ")),
             );
         }
     }

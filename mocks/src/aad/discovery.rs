@@ -10,13 +10,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::error::AadError;
+use crate::context::ServerCtx;
 use crate::request_parts::https_base;
-use crate::server::ServerCtx;
 use crate::token::mint::{v1_issuer, v2_issuer};
 
 /// Resolves the tenant path segment; discovery also answers for `common`/`organizations`.
 fn tenant_for_discovery(ctx: &ServerCtx, tenant: &str) -> Result<(String, String), AadError> {
-    let tid = ctx.cloud.tenant_id();
+    let tid = ctx.core.tenant_id();
     if tenant.eq_ignore_ascii_case(&tid) {
         Ok((tid.clone(), tid))
     } else if matches!(
@@ -136,7 +136,7 @@ pub(crate) async fn openid_v2(
 
 /// `GET …/discovery/keys` and `…/discovery/v2.0/keys`.
 pub(crate) async fn jwks(State(ctx): State<Arc<ServerCtx>>) -> Response {
-    Json(ctx.cloud.jwks()).into_response()
+    Json(ctx.core.jwks()).into_response()
 }
 
 /// `GET /{tenant}/discovery/instance?authorization_endpoint=…` (MSAL instance discovery).

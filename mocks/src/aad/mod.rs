@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 
-use crate::server::ServerCtx;
+use crate::context::ServerCtx;
 
 /// Routes of the AAD mock.
 pub(crate) fn router() -> Router<Arc<ServerCtx>> {

@@ -12,11 +12,11 @@ use super::assertion::{self, JWT_BEARER};
 use super::error::AadError;
 use super::form::{TokenForm, parse_basic, parse_form};
 use crate::audience::is_known_resource;
-use crate::cloud::lock;
+use crate::context::ServerCtx;
 use crate::observe::{RequestNote, with_note};
 use crate::request_parts::header_str;
-use crate::server::ServerCtx;
 use crate::spec::SpCredential;
+use crate::state::CloudState;
 use crate::token::TokenVersion;
 use crate::token::mint::{self, Principal};
 
@@ -70,6 +70,7 @@ fn handle(
     with_note(resp, note)
 }
 
+/// Issues the token for a valid grant, in the response shape of `version`.
 fn issue(
     ctx: &ServerCtx,
     tenant: &str,
@@ -77,7 +78,65 @@ fn issue(
     form: &TokenForm,
     version: TokenVersion,
 ) -> Result<Response, AadError> {
-    let state = lock(&ctx.cloud.inner.state);
+    let (principal, resource, tenant_id) = ctx
+        .core
+        .with_state(|state| check_grant(state, tenant, headers, form, version))?;
+    let token = ctx
+        .core
+        .mint(
+            &tenant_id,
+            &principal,
+            &resource,
+            version,
+            mint::now_secs(),
+            mint::SP_LIFETIME_SECS,
+        )
+        .map_err(|e| {
+            tracing::error!(error = %e, "minting a token failed");
+            AadError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                90033,
+                "A transient error has occurred.",
+            )
+        })?;
+    let body = match version {
+        TokenVersion::V1 => serde_json::json!({
+            "token_type": "Bearer",
+            "expires_in": token.expires_in.to_string(),
+            "ext_expires_in": token.expires_in.to_string(),
+            "expires_on": token.expires_on.to_string(),
+            "not_before": token.not_before.to_string(),
+            "resource": resource,
+            "access_token": token.access_token,
+        }),
+        TokenVersion::V2 => serde_json::json!({
+            "token_type": "Bearer",
+            "expires_in": token.expires_in,
+            "ext_expires_in": token.expires_in,
+            "access_token": token.access_token,
+        }),
+    };
+    Ok((
+        StatusCode::OK,
+        [
+            ("cache-control", "no-store, no-cache"),
+            ("pragma", "no-cache"),
+        ],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// Under the state lock: validates the grant the way AAD does and resolves who the token is
+/// for; returns the principal, the resource and the tenant.
+fn check_grant(
+    state: &CloudState,
+    tenant: &str,
+    headers: &HeaderMap,
+    form: &TokenForm,
+    version: TokenVersion,
+) -> Result<(Principal, String, String), AadError> {
     if !tenant.eq_ignore_ascii_case(&state.tenant_id) {
         return Err(AadError::unknown_tenant(tenant));
     }
@@ -164,53 +223,7 @@ fn issue(
         mirid: None,
         acr,
     };
-    let tenant_id = state.tenant_id.clone();
-    drop(state);
-    let token = ctx
-        .cloud
-        .mint(
-            &tenant_id,
-            &principal,
-            &resource,
-            version,
-            mint::now_secs(),
-            mint::SP_LIFETIME_SECS,
-        )
-        .map_err(|e| {
-            tracing::error!(error = %e, "minting a token failed");
-            AadError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                90033,
-                "A transient error has occurred.",
-            )
-        })?;
-    let body = match version {
-        TokenVersion::V1 => serde_json::json!({
-            "token_type": "Bearer",
-            "expires_in": token.expires_in.to_string(),
-            "ext_expires_in": token.expires_in.to_string(),
-            "expires_on": token.expires_on.to_string(),
-            "not_before": token.not_before.to_string(),
-            "resource": resource,
-            "access_token": token.access_token,
-        }),
-        TokenVersion::V2 => serde_json::json!({
-            "token_type": "Bearer",
-            "expires_in": token.expires_in,
-            "ext_expires_in": token.expires_in,
-            "access_token": token.access_token,
-        }),
-    };
-    Ok((
-        StatusCode::OK,
-        [
-            ("cache-control", "no-store, no-cache"),
-            ("pragma", "no-cache"),
-        ],
-        Json(body),
-    )
-        .into_response())
+    Ok((principal, resource, state.tenant_id.clone()))
 }
 
 /// The resource of a client-credentials `scope` (`RESOURCE/.default`, exactly one value).

@@ -5,9 +5,8 @@ use axum::response::Response;
 
 use super::error::unauthorized;
 use crate::audience::is_arm_audience;
-use crate::cloud::lock;
+use crate::context::ServerCtx;
 use crate::request_parts::{BearerHeader, bearer, https_base};
-use crate::server::ServerCtx;
 use crate::token::verify::verify_bearer;
 use crate::token::{AccessTokenClaims, TokenRejection};
 
@@ -34,12 +33,11 @@ pub(crate) fn authenticate(
             )));
         }
     };
-    let (tenant, extra) = {
-        let s = lock(&ctx.cloud.inner.state);
-        (s.tenant_id.clone(), s.extra_resources.clone())
-    };
+    let (tenant, extra) = ctx
+        .core
+        .with_state(|s| (s.tenant_id.clone(), s.extra_resources.clone()));
     let own = format!("{}/", https_base(headers, uri, ctx.local_addr));
-    verify_bearer(&ctx.cloud.inner.signer, token, &tenant, |aud| is_arm_audience(aud, Some(&own), &extra)).map_err(
+    verify_bearer(ctx.core.signer(), token, &tenant, |aud| is_arm_audience(aud, Some(&own), &extra)).map_err(
         |rejection| {
             let (code, message) = match rejection {
                 TokenRejection::Expired => ("ExpiredAuthenticationToken", "The access token expiry UTC time is earlier than current UTC time.".to_string()),

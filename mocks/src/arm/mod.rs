@@ -13,8 +13,8 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 
+use crate::context::ServerCtx;
 use crate::observe::{RequestNote, query_pairs, with_note};
-use crate::server::ServerCtx;
 use error::arm_error;
 
 /// Routes of the ARM mock (one dispatcher: ARM paths are case-insensitive).
@@ -52,6 +52,8 @@ async fn dispatch(
         );
     }
     let segments: Vec<&str> = uri.path().split('/').filter(|s| !s.is_empty()).collect();
-    let resp = resources::route(&ctx, &method, &segments, &body);
+    let resp = ctx
+        .core
+        .with_state_mut(|state| resources::route(state, &method, &segments, &body));
     with_note(resp, note)
 }

@@ -7,8 +7,6 @@ use serde_json::{Map, Value, json};
 
 use super::error::{arm_error, with_arm_headers};
 use super::identity_patch::{self, IdentityType, PatchError};
-use crate::cloud::lock;
-use crate::server::ServerCtx;
 use crate::spec::{MachineKind, SystemAssignedIdentity};
 use crate::state::{CloudState, MachineState};
 
@@ -30,9 +28,13 @@ fn method_not_allowed(method: &Method) -> Response {
     )
 }
 
-/// Dispatches an authenticated ARM request by its path segments.
-pub(crate) fn route(ctx: &ServerCtx, method: &Method, seg: &[&str], body: &[u8]) -> Response {
-    let mut state = lock(&ctx.cloud.inner.state);
+/// Dispatches an authenticated ARM request by its path segments (called with the state locked).
+pub(crate) fn route(
+    state: &mut CloudState,
+    method: &Method,
+    seg: &[&str],
+    body: &[u8],
+) -> Response {
     if seg.is_empty() || !eq(seg[0], "subscriptions") {
         return arm_error(
             StatusCode::NOT_FOUND,
@@ -43,7 +45,7 @@ pub(crate) fn route(ctx: &ServerCtx, method: &Method, seg: &[&str], body: &[u8])
     if seg.len() == 1 {
         return match *method {
             Method::GET => ok(
-                json!({"value": [subscription_json(&state)], "count": {"type": "Total", "value": 1}}),
+                json!({"value": [subscription_json(state)], "count": {"type": "Total", "value": 1}}),
             ),
             _ => method_not_allowed(method),
         };
@@ -57,7 +59,7 @@ pub(crate) fn route(ctx: &ServerCtx, method: &Method, seg: &[&str], body: &[u8])
     }
     if seg.len() == 2 {
         return match *method {
-            Method::GET => ok(subscription_json(&state)),
+            Method::GET => ok(subscription_json(state)),
             _ => method_not_allowed(method),
         };
     }
@@ -129,8 +131,8 @@ pub(crate) fn route(ctx: &ServerCtx, method: &Method, seg: &[&str], body: &[u8])
         return not_found();
     };
     match *method {
-        Method::GET => ok(machine_json(&state, &state.machines[idx])),
-        Method::PATCH => patch_machine(&mut state, idx, body),
+        Method::GET => ok(machine_json(state, &state.machines[idx])),
+        Method::PATCH => patch_machine(state, idx, body),
         _ => method_not_allowed(method),
     }
 }

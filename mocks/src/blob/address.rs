@@ -3,8 +3,7 @@
 
 use percent_encoding::percent_decode_str;
 
-/// Suffix of blob endpoint host names.
-const BLOB_SUFFIX: &str = ".blob.core.windows.net";
+use crate::hosts::BLOB_HOST_SUFFIX;
 
 /// Parsed target of a Blob request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +24,7 @@ pub fn parse(host: Option<&str>, path: &str) -> Option<BlobAddress> {
         .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
         .collect();
     let host_account = host
-        .and_then(|h| h.strip_suffix(BLOB_SUFFIX))
+        .and_then(|h| h.strip_suffix(BLOB_HOST_SUFFIX))
         .filter(|a| !a.is_empty() && !a.contains('.'));
     let (account, rest): (String, &[String]) = match host_account {
         Some(a) => (a.to_ascii_lowercase(), &decoded[..]),

@@ -16,11 +16,13 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 
-use crate::cloud::lock;
+use crate::context::ServerCtx;
+use crate::hosts::BLOB_HOST_SUFFIX;
 use crate::observe::{RequestNote, query_pairs, with_note};
 use crate::request_parts::{authority, header_str, host_name};
 use crate::resource_id;
-use crate::server::ServerCtx;
+use crate::state::CloudState;
+use address::BlobAddress;
 use ops::Operation;
 use response::{DEFAULT_VERSION, ResponseContext};
 
@@ -57,17 +59,11 @@ async fn dispatch(
         Ok(op) => op,
         Err(resp) => return resp(&rc),
     };
-    let (tenant, sub) = {
-        let s = lock(&ctx.cloud.inner.state);
-        (s.tenant_id.clone(), s.subscription_id.clone())
-    };
-    let claims = match auth::authenticate(
-        &rc,
-        &headers,
-        &ctx.cloud.inner.signer,
-        &tenant,
-        &addr.account,
-    ) {
+    let (tenant, sub) = ctx
+        .core
+        .with_state(|s| (s.tenant_id.clone(), s.subscription_id.clone()));
+    let claims = match auth::authenticate(&rc, &headers, ctx.core.signer(), &tenant, &addr.account)
+    {
         Ok(c) => c,
         Err(resp) => return *resp,
     };
@@ -75,49 +71,58 @@ async fn dispatch(
         client_id: claims.client_id().map(str::to_string),
         resource: Some(claims.aud.clone()),
     };
-    let mut state = lock(&ctx.cloud.inner.state);
-    let Some(rg) = state
-        .accounts
-        .get(&addr.account)
-        .map(|a| a.resource_group.clone())
-    else {
-        return with_note(
-            rc.error(
-                StatusCode::NOT_FOUND,
-                "ResourceNotFound",
-                "The specified resource does not exist.",
-                None,
-            ),
-            note,
-        );
-    };
-    let scope = match &addr.container {
-        Some(c) => resource_id::container_scope(&sub, &rg, &addr.account, c),
-        None => resource_id::storage_account(&sub, &rg, &addr.account),
-    };
-    let roles = state.roles_at(&claims.oid, &scope);
-    if !roles.iter().any(|r| rbac::allows(*r, op.action())) {
-        tracing::info!(oid = %claims.oid, %scope, ?roles, "blob request denied by RBAC");
-        return with_note(
-            rc.error(
-                StatusCode::FORBIDDEN,
-                "AuthorizationPermissionMismatch",
-                "This request is not authorized to perform this operation using this permission.",
-                None,
-            ),
-            note,
-        );
-    }
     let endpoint = match host.as_deref() {
-        Some(h) if h.ends_with(".blob.core.windows.net") => format!("https://{h}/"),
+        Some(h) if h.ends_with(BLOB_HOST_SUFFIX) => format!("https://{h}/"),
         _ => format!(
             "https://{}/{}/",
             authority(&headers, &uri).unwrap_or_default(),
             addr.account
         ),
     };
-    let resp = ops::execute(
-        &mut state, &rc, &op, &addr, &query, &headers, body, &endpoint,
-    );
+    let resp = ctx.core.with_state_mut(|state| {
+        if let Err(refusal) = authorize(state, &rc, &claims.oid, &sub, &addr, &op) {
+            return *refusal;
+        }
+        ops::execute(state, &rc, &op, &addr, &query, &headers, body, &endpoint)
+    });
     with_note(resp, note)
+}
+
+/// Under the state lock: 404 if the account does not exist, 403 unless a role of `oid` at the
+/// addressed scope (or above) allows the operation.
+fn authorize(
+    state: &CloudState,
+    rc: &ResponseContext,
+    oid: &str,
+    sub: &str,
+    addr: &BlobAddress,
+    op: &Operation,
+) -> Result<(), Box<Response>> {
+    let Some(rg) = state
+        .accounts
+        .get(&addr.account)
+        .map(|a| a.resource_group.clone())
+    else {
+        return Err(Box::new(rc.error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFound",
+            "The specified resource does not exist.",
+            None,
+        )));
+    };
+    let scope = match &addr.container {
+        Some(c) => resource_id::container_scope(sub, &rg, &addr.account, c),
+        None => resource_id::storage_account(sub, &rg, &addr.account),
+    };
+    let roles = state.roles_at(oid, &scope);
+    if !roles.iter().any(|r| rbac::allows(*r, op.action())) {
+        tracing::info!(%oid, %scope, ?roles, "blob request denied by RBAC");
+        return Err(Box::new(rc.error(
+            StatusCode::FORBIDDEN,
+            "AuthorizationPermissionMismatch",
+            "This request is not authorized to perform this operation using this permission.",
+            None,
+        )));
+    }
+    Ok(())
 }

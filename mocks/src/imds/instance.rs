@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 use super::error::{bad_api_version, imds_error, metadata_required, with_server};
 use super::query::{ApiVersionCheck, ImdsQuery, SUPPORTED_VERSIONS, check_api_version};
 use super::token::has_metadata_header;
-use crate::cloud::lock;
-use crate::server::ServerCtx;
-use crate::spec::MachineKind;
+use crate::context::ServerCtx;
+use crate::spec::{MachineKind, MachineRef};
+use crate::state::CloudState;
 
 /// Common checks of metadata calls: header and api-version.
 fn precheck(headers: &HeaderMap, q: &ImdsQuery) -> Option<Response> {
@@ -27,10 +27,16 @@ fn precheck(headers: &HeaderMap, q: &ImdsQuery) -> Option<Response> {
     }
 }
 
-/// The instance document for this machine (all primitives are strings, as in IMDS).
+/// The instance document for this server's machine.
 fn instance_document(ctx: &ServerCtx) -> Option<Value> {
-    let state = lock(&ctx.cloud.inner.state);
     let machine = ctx.machine.as_ref()?;
+    let ip = ctx.local_addr.ip().to_string();
+    ctx.core.with_state(|state| document(state, machine, ip))
+}
+
+/// The instance document of `machine` (all primitives are strings, as in IMDS); `ip` is the
+/// address the IMDS listens on, reported as the private IP.
+fn document(state: &CloudState, machine: &MachineRef, ip: String) -> Option<Value> {
     let m = &state.machines[state.machine_index(machine)?];
     let instance = machine.instance.unwrap_or(0) as usize;
     let (name, vmss) = match m.kind {
@@ -45,7 +51,6 @@ fn instance_document(ctx: &ServerCtx) -> Option<Value> {
             instance
         ),
     };
-    let ip = ctx.local_addr.ip().to_string();
     Some(json!({
         "compute": {
             "azEnvironment": "AzurePublicCloud",
@@ -131,7 +136,7 @@ pub(crate) async fn identity_info(
     if let Some(resp) = precheck(&headers, &q) {
         return resp;
     }
-    with_server(Json(json!({"tenantId": ctx.cloud.tenant_id()})).into_response())
+    with_server(Json(json!({"tenantId": ctx.core.tenant_id()})).into_response())
 }
 
 /// `/metadata/versions`: supported api-versions (no api-version needed).

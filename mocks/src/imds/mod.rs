@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::any;
 
-use crate::server::ServerCtx;
+use crate::context::ServerCtx;
 
 /// Routes of one IMDS server.
 pub(crate) fn router() -> Router<Arc<ServerCtx>> {

@@ -11,10 +11,10 @@ use serde_json::{Map, Value};
 use super::error::{bad_api_version, imds_error, metadata_required, with_server};
 use super::query::{ApiVersionCheck, ImdsQuery, Selector, check_api_version, selector};
 use crate::audience::is_known_resource;
-use crate::cloud::lock;
+use crate::context::ServerCtx;
 use crate::observe::{RequestNote, with_note};
-use crate::server::ServerCtx;
-use crate::state::{IdentitySelector, SelectError};
+use crate::spec::MachineRef;
+use crate::state::{CloudState, IdentitySelector, ResolvedIdentity, SelectError};
 use crate::token::TokenVersion;
 use crate::token::mint::{self, Principal};
 
@@ -80,53 +80,20 @@ fn respond(ctx: &ServerCtx, method: &Method, headers: &HeaderMap, q: &ImdsQuery)
         Ok(s) => s,
         Err(msg) => return imds_error(StatusCode::BAD_REQUEST, "invalid_request", msg),
     };
-    let state = lock(&ctx.cloud.inner.state);
-    let Some(idx) = ctx.machine.as_ref().and_then(|m| state.machine_index(m)) else {
-        return imds_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "Identity not found",
-        );
+    let found = ctx
+        .core
+        .with_state(|state| resolve(state, ctx.machine.as_ref(), &sel, resource));
+    let (identity, tenant_id) = match found {
+        Ok(found) => found,
+        Err(resp) => return *resp,
     };
-    let state_sel = match &sel {
-        Selector::Default => IdentitySelector::None,
-        Selector::ClientId(c) => IdentitySelector::ClientId(c.clone()),
-        Selector::ObjectId(o) => IdentitySelector::ObjectId(o.clone()),
-        Selector::ResourceId(r) => IdentitySelector::ResourceId(r.clone()),
-    };
-    let identity = match state.select_identity(idx, &state_sel) {
-        Ok(i) => i,
-        Err(SelectError::NotFound) => {
-            return imds_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "Identity not found",
-            );
-        }
-        Err(SelectError::Ambiguous) => {
-            return imds_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "Multiple user assigned identities exist, please specify the clientId / resourceId of the identity in the token request",
-            );
-        }
-    };
-    if !is_known_resource(resource, &state.account_names(), &state.extra_resources) {
-        let msg = format!(
-            "AADSTS500011: The resource principal named {resource} was not found in the tenant named {}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.",
-            state.tenant_id
-        );
-        return imds_error(StatusCode::BAD_REQUEST, "invalid_resource", &msg);
-    }
-    let tenant_id = state.tenant_id.clone();
-    drop(state);
     let principal = Principal {
         client_id: identity.client_id.clone(),
         object_id: identity.principal_id.clone(),
         mirid: Some(identity.mirid.clone()),
         acr: "2",
     };
-    let token = match ctx.cloud.mint(
+    let token = match ctx.core.mint(
         &tenant_id,
         &principal,
         resource,
@@ -163,4 +130,55 @@ fn respond(ctx: &ServerCtx, method: &Method, headers: &HeaderMap, q: &ImdsQuery)
         put("msi_res_id", r.clone());
     }
     with_server((StatusCode::OK, Json(Value::Object(body))).into_response())
+}
+
+/// Under the state lock: the identity `sel` picks on `machine` and the tenant, or IMDS's 400.
+fn resolve(
+    state: &CloudState,
+    machine: Option<&MachineRef>,
+    sel: &Selector,
+    resource: &str,
+) -> Result<(ResolvedIdentity, String), Box<Response>> {
+    let Some(idx) = machine.and_then(|m| state.machine_index(m)) else {
+        return Err(Box::new(imds_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Identity not found",
+        )));
+    };
+    let state_sel = match sel {
+        Selector::Default => IdentitySelector::None,
+        Selector::ClientId(c) => IdentitySelector::ClientId(c.clone()),
+        Selector::ObjectId(o) => IdentitySelector::ObjectId(o.clone()),
+        Selector::ResourceId(r) => IdentitySelector::ResourceId(r.clone()),
+    };
+    let identity = match state.select_identity(idx, &state_sel) {
+        Ok(i) => i,
+        Err(SelectError::NotFound) => {
+            return Err(Box::new(imds_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "Identity not found",
+            )));
+        }
+        Err(SelectError::Ambiguous) => {
+            return Err(Box::new(imds_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "Multiple user assigned identities exist, please specify the clientId / resourceId of the identity in the token request",
+            )));
+        }
+    };
+    if !is_known_resource(resource, &state.account_names(), &state.extra_resources) {
+        let msg = format!(
+            "AADSTS500011: The resource principal named {resource} was not found in the tenant named {}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.",
+            state.tenant_id
+        );
+        return Err(Box::new(imds_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_resource",
+            &msg,
+        )));
+    }
+    Ok((identity, state.tenant_id.clone()))
 }

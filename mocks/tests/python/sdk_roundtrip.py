@@ -11,7 +11,7 @@ try:
     from azure.identity import ClientSecretCredential, ManagedIdentityCredential
     from azure.storage.blob import BlobServiceClient
 except ImportError as exc:  # pragma: no cover - reported to the Rust test
-    print(f"missing Python packages ({exc}); install mocks/tests/python/requirements.txt", file=sys.stderr)
+    print(f"missing Python packages ({exc}); run: pip install -r mocks/tests/python/requirements.txt", file=sys.stderr)
     sys.exit(3)
 
 

@@ -1,9 +1,12 @@
-//! `podid list`: what would run, with tags and modes.
+//! `podid list`: the scenarios with tags and modes, or, with `--provider`, every trial and
+//! whether that provider would run it or skip it (and why).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use podid::provider::ProviderKind;
+use podid::runner::Plan;
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
@@ -15,19 +18,19 @@ pub struct ListArgs {
     /// Scenario files or directories (default: scenarios/).
     #[arg(long = "scenarios")]
     pub paths: Vec<PathBuf>,
+    /// List trials as this provider would plan them: runnable, or skipped with the reason.
+    #[arg(long)]
+    pub provider: Option<String>,
 }
 
 pub fn run(args: ListArgs) -> ExitCode {
-    let paths = if args.paths.is_empty() {
-        super::default_scenarios()
-    } else {
-        args.paths.clone()
+    if let Some(name) = &args.provider {
+        return list_plan(&args, name);
+    }
+    let (loaded, failed) = match super::load_scenarios(&args.paths) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
-    let files = match podid_scenario::discover(&paths) {
-        Ok(f) => f,
-        Err(p) => return super::fail(p.one_line()),
-    };
-    let (loaded, failed) = podid_scenario::load_all(&files);
     for f in &failed {
         eprintln!(
             "podid: {} is invalid (run `podid validate`)",
@@ -51,4 +54,30 @@ pub fn run(args: ListArgs) -> ExitCode {
     } else {
         ExitCode::from(super::EXIT_FAILED)
     }
+}
+
+fn list_plan(args: &ListArgs, name: &str) -> ExitCode {
+    let provider = match ProviderKind::parse(name) {
+        Ok(p) => p,
+        Err(e) => return super::fail(e),
+    };
+    let loaded = match super::load_valid_scenarios(&args.paths) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let trials =
+        super::run::select_trials(&loaded, provider, args.filter.as_deref(), &args.tags, None);
+    let plan = Plan::new(trials, provider.name(), &provider.capabilities());
+    for planned in &plan.trials {
+        match &planned.skip {
+            None => println!("run   {}", planned.name),
+            Some(reason) => println!("skip  {}  ({reason})", planned.name),
+        }
+    }
+    eprintln!(
+        "podid: {} of {} trial(s) would run on `{provider}`",
+        plan.runnable(),
+        plan.trials.len()
+    );
+    ExitCode::SUCCESS
 }

@@ -101,6 +101,25 @@ pub fn load_scenarios(
     Ok(podid_scenario::load_all(&files))
 }
 
+/// The scenarios under `paths`, all of them valid; an invalid file is a usage error that
+/// lists every problem.
+pub fn load_valid_scenarios(
+    paths: &[PathBuf],
+) -> Result<Vec<podid_scenario::ScenarioFile>, ExitCode> {
+    let (loaded, failed) = load_scenarios(paths)?;
+    if failed.is_empty() {
+        return Ok(loaded);
+    }
+    for f in &failed {
+        for p in &f.problems {
+            eprintln!("{}", p.one_line());
+        }
+    }
+    Err(fail(
+        "some scenario files are invalid; fix them first (`podid validate`)",
+    ))
+}
+
 fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "warn,kube_client::client::builder=off",

@@ -5,18 +5,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
-use futures::StreamExt;
-use podid::provider::{ProbeCommand, Provider};
+use podid::lifecycle;
+use podid::provider::{ProbeCommand, ProviderKind};
 use podid::runner::{self, Trial};
-use podid::session::{self, LocalSessionOptions};
-use podid_reports::{LineReporter, Reporter, RunReport};
+use podid::session::{self, SessionOptions};
+use podid_reports::{LineReporter, Reporter};
 use podid_scenario::{NmiMode, ScenarioFile};
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ProviderKind {
-    /// etcd, kube-apiserver and NMI as local processes; nodes and pods as network namespaces.
-    Local,
-}
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ModeArg {
@@ -24,12 +18,22 @@ pub enum ModeArg {
     Standard,
 }
 
+impl ModeArg {
+    pub fn mode(self) -> NmiMode {
+        match self {
+            Self::Managed => NmiMode::Managed,
+            Self::Standard => NmiMode::Standard,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Only trials whose name (`local::managed::<scenario>`) contains this text.
     pub filter: Option<String>,
-    #[arg(long, value_enum, default_value = "local")]
-    pub provider: ProviderKind,
+    /// Where to run: `local` (default; also from PODID_PROVIDER).
+    #[arg(long)]
+    pub provider: Option<String>,
     /// Only trials in this NMI mode.
     #[arg(long, value_enum)]
     pub mode: Option<ModeArg>,
@@ -42,7 +46,7 @@ pub struct RunArgs {
     /// Root of generated output: reports, logs, failure diagnostics (default: target/podid).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Scenarios run at once (those that count mock requests always run alone).
+    /// Trials run at once (those that count cloud requests always run alone).
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
     /// Print every step, not only failures.
@@ -65,6 +69,22 @@ pub fn select<'a>(
         .collect()
 }
 
+/// The trials of `files` with `tags`, in `mode`, whose name on `provider` contains `filter`.
+pub fn select_trials(
+    files: &[ScenarioFile],
+    provider: ProviderKind,
+    filter: Option<&str>,
+    tags: &[String],
+    mode: Option<ModeArg>,
+) -> Vec<Trial> {
+    let selected: Vec<ScenarioFile> = select(files, None, tags).into_iter().cloned().collect();
+    runner::trials(&selected)
+        .into_iter()
+        .filter(|t| mode.is_none_or(|m| m.mode() == t.mode))
+        .filter(|t| filter.is_none_or(|f| t.name(provider.name()).contains(f)))
+        .collect()
+}
+
 fn workspace_output() -> PathBuf {
     session::default_output_dir(&std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")))
 }
@@ -78,75 +98,45 @@ fn probe_command() -> ProbeCommand {
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
-    let (loaded, failed) = match super::load_scenarios(&args.paths) {
+    let provider = match ProviderKind::choose(args.provider.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return super::fail(e),
+    };
+    let loaded = match super::load_valid_scenarios(&args.paths) {
         Ok(x) => x,
         Err(code) => return code,
     };
-    if !failed.is_empty() {
-        for f in &failed {
-            for p in &f.problems {
-                eprintln!("{}", p.one_line());
-            }
-        }
-        return super::fail("some scenario files are invalid; fix them first (`podid validate`)");
-    }
-    let selected: Vec<ScenarioFile> = select(&loaded, None, &args.tags)
-        .into_iter()
-        .cloned()
-        .collect();
-    let provider_name = match args.provider {
-        ProviderKind::Local => "local",
-    };
-    let wanted_mode = args.mode.map(|m| match m {
-        ModeArg::Managed => NmiMode::Managed,
-        ModeArg::Standard => NmiMode::Standard,
-    });
-    let trials: Vec<Trial> = runner::trials(&selected)
-        .into_iter()
-        .filter(|t| wanted_mode.is_none_or(|m| m == t.mode))
-        .filter(|t| {
-            args.filter
-                .as_deref()
-                .is_none_or(|f| t.name(provider_name).contains(f))
-        })
-        .collect();
+    let trials = select_trials(
+        &loaded,
+        provider,
+        args.filter.as_deref(),
+        &args.tags,
+        args.mode,
+    );
     if trials.is_empty() {
         return super::fail("no scenario matches the filters (see `podid list`)");
     }
-    // Scenarios that need the same NMI command line run one after another, so NMI restarts
-    // once per distinct configuration rather than back and forth.
-    let mut trials = trials;
-    trials.sort_by_cached_key(|t| {
-        let values = |flags: &[podid_scenario::Located<String>]| -> Vec<String> {
-            flags.iter().map(|f| f.value.clone()).collect()
-        };
-        let scenario = t.scenario();
-        (
-            t.mode.as_str(),
-            values(&scenario.nmi.flags),
-            values(&scenario.mic.flags),
-        )
-    });
     let out = args.out.clone().unwrap_or_else(workspace_output);
-    let runtime = super::tokio_runtime();
-    runtime.block_on(run_trials(args, trials, out))
+    super::tokio_runtime().block_on(run_trials(args, provider, trials, out))
 }
 
-async fn run_trials(args: RunArgs, trials: Vec<Trial>, out: PathBuf) -> ExitCode {
+async fn run_trials(
+    args: RunArgs,
+    provider: ProviderKind,
+    trials: Vec<Trial>,
+    out: PathBuf,
+) -> ExitCode {
     let started_at = chrono::Utc::now();
     let started = Instant::now();
     let progress = super::progress::BuildProgress::new();
-    eprintln!("podid: starting the local cluster and the mock cloud");
-    let session = session::start_local(
-        LocalSessionOptions {
-            output_dir: out.clone(),
-            probe: probe_command(),
-            toolchain: args.binaries.config(),
-        },
-        &progress,
-    );
+    eprintln!("podid: starting provider `{provider}`");
+    let options = SessionOptions {
+        output_dir: out.clone(),
+        probe: probe_command(),
+        toolchain: args.binaries.config(),
+    };
     let (env, figures) = tokio::select! {
-        r = session => match r {
+        r = lifecycle::start(provider, options, &progress) => match r {
             Ok(x) => x,
             Err(e) => {
                 progress.finish();
@@ -161,58 +151,31 @@ async fn run_trials(args: RunArgs, trials: Vec<Trial>, out: PathBuf) -> ExitCode
         }
     };
     progress.finish();
+    let plan = env.plan(trials);
     eprintln!(
-        "podid: ready in {:.1}s (toolchain {:.1}s, cluster and cloud {:.1}s); running {} trial(s), run {}",
+        "podid: ready in {:.1}s (toolchain {:.1}s, provider {:.1}s); {} trial(s), {} to run, run {}",
         started.elapsed().as_secs_f64(),
         figures.toolchain.as_secs_f64(),
         figures.provider.as_secs_f64(),
-        trials.len(),
+        plan.trials.len(),
+        plan.runnable(),
         env.run_id
     );
-    let reporter =
-        super::progress::RunProgress::new(LineReporter::stderr().verbose(args.steps), trials.len());
-    let mut reports = Vec::new();
-    let interrupted = {
-        let env_ref = &env;
-        let reporter = &reporter;
-        let mut stream = futures::stream::iter(trials.iter().map(|trial| async move {
-            reporter.scenario_started(&trial.name(env_ref.provider.name()));
-            let report = runner::run_trial(env_ref, trial).await;
-            for step in &report.steps {
-                reporter.step_finished(&report.name, step);
-            }
-            reporter.scenario_finished(&report);
-            report
-        }))
-        .buffer_unordered(args.jobs.max(1));
-        let collect = async {
-            while let Some(r) = stream.next().await {
-                reports.push(r);
-            }
-        };
-        tokio::select! {
-            _ = collect => false,
-            _ = tokio::signal::ctrl_c() => true,
-        }
+    let reporter = super::progress::RunProgress::new(
+        LineReporter::stderr().verbose(args.steps),
+        plan.trials.len(),
+    );
+    let (reports, interrupted) = tokio::select! {
+        reports = lifecycle::run(&env, &plan, args.jobs, &reporter) => (reports, false),
+        _ = tokio::signal::ctrl_c() => (Vec::new(), true),
     };
     if interrupted {
         eprintln!("podid: interrupted; tearing down");
     }
-    let environment = env.provider.environment();
-    let teardown = env.provider.shutdown().await;
-    if let Some(t) = &teardown {
-        if !t.errors.is_empty() {
-            eprintln!("podid: teardown problems: {}", t.errors.join("; "));
-        }
+    let (run, shutdown) = lifecycle::finish(&env, started_at, started.elapsed(), reports).await;
+    if !shutdown.errors.is_empty() {
+        eprintln!("podid: teardown problems: {}", shutdown.errors.join("; "));
     }
-    let run = RunReport {
-        run_id: env.run_id.clone(),
-        provider: "local".into(),
-        started_at,
-        duration: started.elapsed(),
-        environment,
-        scenarios: reports,
-    };
     reporter.run_finished(&run);
     let report_dir = out.join("reports");
     match podid_reports::write_all(&run, &report_dir) {

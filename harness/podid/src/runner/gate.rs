@@ -1,58 +1,56 @@
-//! Serialises what scenarios share: NMI's command line, and the mock cloud's request log for
-//! scenarios that count requests.
+//! Serialises what trials share: how NMI and MIC run, and the cloud's request log for trials
+//! that count requests.
 
 use std::sync::Arc;
 
-use podid_scenario::NmiMode;
 use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 
-use crate::provider::{Provider, ProviderError};
+use crate::provider::{ClusterSide, ConfigureReport, IdentityConfig, ProviderError};
 
-/// NMI's current configuration: mode, NMI flags, MIC flags.
-pub type NmiSetting = Option<(NmiMode, Vec<String>, Vec<String>)>;
+/// The configuration NMI and MIC run with now (`None` before the first, or after a failure).
+type Current = Option<IdentityConfig>;
 
-/// Lets scenarios with the same NMI configuration run together, and gives a scenario that
-/// needs another configuration, or counts mock requests, the cluster to itself.
+/// Lets trials with the same NMI/MIC configuration run together, and gives a trial that needs
+/// another configuration, or counts cloud requests, the cluster to itself.
 #[derive(Clone, Default)]
-pub struct NmiGate {
-    state: Arc<RwLock<NmiSetting>>,
+pub struct ConfigGate {
+    current: Arc<RwLock<Current>>,
 }
 
-/// Held while a scenario runs.
+/// Held while a trial runs.
 pub enum GateGuard {
-    Shared(#[allow(dead_code)] OwnedRwLockReadGuard<NmiSetting>),
-    Exclusive(#[allow(dead_code)] OwnedRwLockWriteGuard<NmiSetting>),
+    Shared(#[allow(dead_code)] OwnedRwLockReadGuard<Current>),
+    Exclusive(#[allow(dead_code)] OwnedRwLockWriteGuard<Current>),
 }
 
-impl NmiGate {
-    /// Waits until NMI runs with `mode` and `flags` (and MIC with `mic_flags` in standard
-    /// mode), (re)configuring them if needed.
-    pub async fn enter<P: Provider>(
+impl ConfigGate {
+    /// Waits until NMI and MIC run as `wanted`, (re)configuring them if needed. The report is
+    /// `Some` when this call did the reconfiguring (the caller answers for what it showed).
+    pub async fn enter(
         &self,
-        provider: &P,
-        mode: NmiMode,
-        flags: &[String],
-        mic_flags: &[String],
+        cluster: &dyn ClusterSide,
+        wanted: &IdentityConfig,
         exclusive: bool,
-    ) -> Result<GateGuard, ProviderError> {
-        let wanted = Some((mode, flags.to_vec(), mic_flags.to_vec()));
+    ) -> Result<(GateGuard, Option<ConfigureReport>), ProviderError> {
         if !exclusive {
-            let shared = self.state.clone().read_owned().await;
-            if *shared == wanted {
-                return Ok(GateGuard::Shared(shared));
+            let shared = self.current.clone().read_owned().await;
+            if shared.as_ref() == Some(wanted) {
+                return Ok((GateGuard::Shared(shared), None));
             }
         }
-        let mut guard = self.state.clone().write_owned().await;
-        if *guard != wanted {
-            // Forget the old setting first: if reconfiguring fails, the next scenario retries.
+        let mut guard = self.current.clone().write_owned().await;
+        let mut report = None;
+        if guard.as_ref() != Some(wanted) {
+            // Forget the old configuration first: if reconfiguring fails, the next trial retries.
             *guard = None;
-            provider.configure_nmi(mode, flags, mic_flags).await?;
-            *guard = wanted;
+            report = Some(cluster.configure(wanted).await?);
+            *guard = Some(wanted.clone());
         }
-        Ok(if exclusive {
+        let guard = if exclusive {
             GateGuard::Exclusive(guard)
         } else {
             GateGuard::Shared(guard.downgrade())
-        })
+        };
+        Ok((guard, report))
     }
 }

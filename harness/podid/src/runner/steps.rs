@@ -3,14 +3,16 @@
 use std::time::{Duration, Instant};
 
 use podid_probe::{HttpExchange, ProbeReport};
-use podid_reports::{Failure, Outcome, StepReport};
+use podid_reports::{Failure, StepReport};
 use podid_scenario::reference::{self, Resolve};
-use podid_scenario::{Action, BlobOp, Expect, ObjectKind, Step, Template, WaitFor};
+use podid_scenario::{Action, BlobOp, Expect, Step, Template, WaitFor};
+use podid_wait::{Check, Poll, WaitError};
 
-use super::{ScenarioRun, pod};
+use super::error::StepError;
+use super::report;
+use super::scenario_run::ScenarioRun;
 use crate::expect::{self, Observed};
 use crate::objects;
-use crate::provider::Provider;
 
 /// Poll interval of `within` retries and `wait` steps.
 const POLL: Duration = Duration::from_millis(200);
@@ -45,15 +47,15 @@ pub fn step_name(step: &Step) -> String {
                     kind.value, name.value, w.condition
                 )
             }
-            _ => format!("wait for {} mock request expectation(s)", w.requests.len()),
+            _ => format!("wait for {} cloud request expectation(s)", w.requests.len()),
         },
         Some(Action::Sleep(d)) => format!("sleep {d}"),
         None => "invalid step".into(),
     }
 }
 
-fn render(t: &Template, resolver: &dyn Resolve) -> Result<String, String> {
-    reference::render(t, resolver).map_err(|e| e.to_string())
+fn render(t: &Template, resolver: &dyn Resolve, what: &str) -> Result<String, StepError> {
+    reference::render(t, resolver).map_err(StepError::reference(what))
 }
 
 fn opt(
@@ -61,10 +63,10 @@ fn opt(
     value: Option<&Template>,
     resolver: &dyn Resolve,
     args: &mut Vec<String>,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     if let Some(t) = value {
         args.push(flag.to_string());
-        args.push(render(t, resolver)?);
+        args.push(render(t, resolver, flag)?);
     }
     Ok(())
 }
@@ -72,7 +74,7 @@ fn opt(
 fn token_args(
     t: &podid_scenario::TokenStep,
     resolver: &dyn Resolve,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, StepError> {
     let mut args = vec!["token".to_string()];
     opt("--resource", t.resource.as_ref(), resolver, &mut args)?;
     let id = t.identity();
@@ -87,23 +89,23 @@ fn token_args(
     }
     for (k, v) in &t.headers {
         args.push("--header".into());
-        args.push(format!("{k}: {}", render(v, resolver)?));
+        args.push(format!("{k}: {}", render(v, resolver, "headers")?));
     }
     for (k, v) in &t.query {
         args.push("--query".into());
-        args.push(format!("{k}={}", render(v, resolver)?));
+        args.push(format!("{k}={}", render(v, resolver, "query")?));
     }
     Ok(args)
 }
 
-fn blob_args<P: Provider>(
-    run: &ScenarioRun<'_, P>,
+fn blob_args(
+    run: &ScenarioRun<'_>,
     b: &podid_scenario::BlobStep,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, StepError> {
     let resolver = &run.inst;
     let mut args = vec!["blob".to_string()];
     let resource = match &b.resource {
-        Some(r) => render(r, resolver)?,
+        Some(r) => render(r, resolver, "resource")?,
         None => "https://storage.azure.com/".into(),
     };
     args.extend(["--resource".into(), resource]);
@@ -117,21 +119,21 @@ fn blob_args<P: Provider>(
         .account_urls
         .get(b.account.as_str())
         .cloned()
-        .ok_or_else(|| format!("storage account `{}` is not declared", b.account.value))?;
+        .ok_or_else(|| StepError::UnknownAccount(b.account.value.clone()))?;
     args.extend(["--account-url".into(), url]);
+    let op = match b.op {
+        BlobOp::Read => "read",
+        BlobOp::Write => "write",
+        BlobOp::List => "list",
+    };
+    args.extend(["--op".into(), op.into()]);
     args.extend([
-        "--op".into(),
-        match b.op {
-            BlobOp::Read => "read",
-            BlobOp::Write => "write",
-            BlobOp::List => "list",
-        }
-        .into(),
+        "--container".into(),
+        render(&b.container, resolver, "container")?,
     ]);
-    args.extend(["--container".into(), render(&b.container, resolver)?]);
     opt("--blob", b.blob.as_ref(), resolver, &mut args)?;
     opt("--content", b.content.as_ref(), resolver, &mut args)?;
-    if let Some(ca) = run.env.provider.ca_file() {
+    if let Some(ca) = run.env.provider.cluster.ca_file() {
         args.extend(["--ca-file".into(), ca.display().to_string()]);
     }
     Ok(args)
@@ -170,254 +172,286 @@ fn report_text(report: &ProbeReport) -> String {
     parts.join("\n")
 }
 
-fn errored(index: usize, step: &Step, started: Instant, message: String) -> StepReport {
-    StepReport {
-        index,
-        name: step_name(step),
-        kind: step.action().map(|a| a.keyword()).unwrap_or("?").into(),
-        status: Outcome::Errored,
-        duration: started.elapsed(),
-        failures: vec![Failure {
-            expectation: "action".into(),
-            expected: "the action to complete".into(),
-            actual: message.clone(),
-            message,
-        }],
-        output: None,
+/// The answer a step is judged on, or why there is none: the token answer for `token` steps,
+/// the storage answer for `blob` steps.
+fn answer(report: &ProbeReport, is_blob: bool) -> Result<&HttpExchange, String> {
+    let exchange = if is_blob {
+        report.blob.as_ref()
+    } else {
+        report.token.as_ref()
+    };
+    match exchange {
+        Some(x) if x.status.is_some() => Ok(x),
+        Some(x) => Err(x.error.clone().unwrap_or_else(|| "no response".into())),
+        None => {
+            let why = report.error.clone().unwrap_or_else(|| "no response".into());
+            Err(match (&report.token, is_blob) {
+                (Some(t), true) => format!(
+                    "{why}; token answer: {} {}",
+                    t.status.map(|s| s.to_string()).unwrap_or_default(),
+                    t.body.trim()
+                ),
+                _ => why,
+            })
+        }
     }
 }
 
-/// Runs one probe-based step (token or blob) once; returns its failures and output.
-async fn probe_once<P: Provider>(
-    run: &ScenarioRun<'_, P>,
+/// A step's action that failed, with whatever output it produced first.
+struct ActionError {
+    error: StepError,
+    output: Option<String>,
+}
+
+impl From<StepError> for ActionError {
+    fn from(error: StepError) -> Self {
+        Self {
+            error,
+            output: None,
+        }
+    }
+}
+
+/// What a step's action showed: its failed expectations and its output.
+type Judgement = (Vec<Failure>, Option<String>);
+
+/// What one attempt of a probe step showed: its failed expectations and the probe's output.
+struct Attempt {
+    failures: Vec<Failure>,
+    output: String,
+}
+
+/// Runs one probe-based step (token or blob) once and judges it. A request that got no answer
+/// is an error whatever the step expects.
+async fn probe_once(
+    run: &ScenarioRun<'_>,
     pod_name: &str,
     args: &[String],
     is_blob: bool,
     expect: Option<&Expect>,
-) -> Result<(Vec<Failure>, String), String> {
-    let pod = pod(run, pod_name)?.clone();
-    let cloud = run.env.provider.cloud();
-    let first_seq = cloud.next_seq();
+) -> Result<Attempt, ActionError> {
+    let pod = run.pod(pod_name)?.clone();
+    let cursor = run.request_cursor();
     let started = Instant::now();
-    let report = tokio::time::timeout(run.env.step_timeout, run.env.provider.run_probe(&pod, args))
+    let limit = run.env.step_timeout;
+    let report = tokio::time::timeout(limit, run.env.provider.cluster.run_probe(&pod, args))
         .await
-        .map_err(|_| {
-            format!(
-                "the probe in pod {pod_name} did not finish within {}s",
-                run.env.step_timeout.as_secs()
-            )
+        .map_err(|_| StepError::ProbeTimeout {
+            pod: pod_name.to_string(),
+            limit,
         })?
-        .map_err(|e| e.to_string())?;
+        .map_err(StepError::Provider)?;
     let elapsed = started.elapsed();
-    let (requests, trial_requests) = run.requests_since(first_seq);
-    let (response, missing_reason) = if is_blob {
-        let why = report.error.clone().map(|e| match &report.token {
-            Some(t) => format!(
-                "{e}; token answer: {} {}",
-                t.status.map(|s| s.to_string()).unwrap_or_default(),
-                t.body.trim()
-            ),
-            None => e,
-        });
-        (report.blob.as_ref(), why)
-    } else {
-        (report.token.as_ref(), report.error.clone())
-    };
+    let output = report_text(&report);
+    let response = answer(&report, is_blob).map_err(|why| ActionError {
+        error: StepError::NoRequest(why),
+        output: Some(output.clone()),
+    })?;
+    let (requests, trial_requests) = run.requests_since(cursor);
     let observed = Observed {
-        response,
-        missing_reason,
+        response: Some(response),
+        missing_reason: None,
         elapsed,
         requests: &requests,
         trial_requests: &trial_requests,
-        cloud,
+        signing_keys: run.signing_keys.as_ref(),
     };
     let failures = match expect {
         Some(e) => expect::check(e, &observed, &run.inst),
         None => Vec::new(),
     };
-    Ok((failures, report_text(&report)))
+    Ok(Attempt { failures, output })
 }
 
-/// Runs a step and judges it.
-pub async fn run_step<P: Provider>(
-    run: &mut ScenarioRun<'_, P>,
-    index: usize,
+/// Runs a probe step, retrying while its expectations fail and its `within` lasts.
+async fn probe_step(
+    run: &ScenarioRun<'_>,
     step: &Step,
-) -> StepReport {
-    let started = Instant::now();
-    let Some(action) = step.action() else {
-        return errored(index, step, started, "the step has no single action".into());
-    };
-    let mut output = None;
-    let result: Result<Vec<Failure>, String> = match action {
-        Action::Token(_) | Action::Blob(_) => {
-            let (pod_name, args, is_blob) = match action {
-                Action::Token(t) => (t.pod.value.clone(), token_args(t, &run.inst), false),
-                Action::Blob(b) => (b.pod.value.clone(), blob_args(run, b), true),
-                _ => unreachable!("matched above"),
-            };
-            match args {
-                Err(e) => Err(e),
-                Ok(args) => {
-                    let deadline = step.within.map(|w| Instant::now() + w.0);
-                    loop {
-                        match probe_once(run, &pod_name, &args, is_blob, step.expect.as_ref()).await
-                        {
-                            Err(e) => break Err(e),
-                            Ok((failures, text)) => {
-                                output = Some(text);
-                                let retry = !failures.is_empty()
-                                    && deadline.is_some_and(|d| Instant::now() + POLL < d);
-                                if !retry {
-                                    break Ok(failures);
-                                }
-                                tokio::time::sleep(POLL).await;
-                            }
-                        }
-                    }
-                }
-            }
+    pod_name: &str,
+    args: Vec<String>,
+    is_blob: bool,
+) -> Result<Attempt, ActionError> {
+    let within = step.within.map(|w| w.0).unwrap_or(Duration::ZERO);
+    let expect = step.expect.as_ref();
+    let outcome = podid_wait::until(Poll::every(POLL, within), || async {
+        match probe_once(run, pod_name, &args, is_blob, expect).await {
+            Ok(attempt) if attempt.failures.is_empty() => Check::Done(attempt),
+            Ok(attempt) => Check::Pending(Ok(attempt)),
+            Err(e) => Check::Failed(Err(e)),
         }
-        Action::Apply(cluster) => run.apply_cluster(cluster).await.map(|_| Vec::new()),
-        Action::Delete(r) => delete(run, r).await.map(|_| Vec::new()),
-        Action::Patch(p) => patch(run, p).await.map(|_| Vec::new()),
-        Action::Wait(w) => wait(run, w).await,
-        Action::Sleep(d) => {
-            tokio::time::sleep(d.0).await;
-            Ok(Vec::new())
-        }
-    };
-    match result {
-        Err(e) => {
-            let mut r = errored(index, step, started, e);
-            r.output = output;
-            r
-        }
-        Ok(failures) => StepReport {
-            index,
-            name: step_name(step),
-            kind: action.keyword().into(),
-            status: if failures.is_empty() {
-                Outcome::Passed
-            } else {
-                Outcome::Failed
-            },
-            duration: started.elapsed(),
-            failures,
-            output,
-        },
+    })
+    .await;
+    match outcome {
+        Ok(attempt) => Ok(attempt),
+        Err(end) => end.into_state(),
     }
 }
 
-async fn delete<P: Provider>(
-    run: &mut ScenarioRun<'_, P>,
-    r: &podid_scenario::ObjectRef,
-) -> Result<(), String> {
-    let name = render(&r.name, &run.inst)?;
-    if r.kind.value == ObjectKind::Pod && run.inst.pods.contains_key(&name) {
+/// Runs a step and judges it.
+pub async fn run_step(run: &mut ScenarioRun<'_>, index: usize, step: &Step) -> StepReport {
+    let started = Instant::now();
+    let result = perform(run, step).await;
+    match result {
+        Ok((failures, output)) => report::judged(index, step, started.elapsed(), failures, output),
+        Err(failed) => report::errored(
+            index,
+            step_name(step),
+            &report::step_kind(step),
+            started.elapsed(),
+            "the action to complete",
+            &failed.error,
+            failed.output,
+        ),
+    }
+}
+
+/// Performs a step's action and judges its expectations.
+async fn perform(run: &mut ScenarioRun<'_>, step: &Step) -> Result<Judgement, ActionError> {
+    let probed = |a: Attempt| (a.failures, Some(a.output));
+    match step.action() {
+        None => Err(StepError::NoAction.into()),
+        Some(Action::Token(t)) => {
+            let args = token_args(t, &run.inst)?;
+            Ok(probed(
+                probe_step(run, step, &t.pod.value, args, false).await?,
+            ))
+        }
+        Some(Action::Blob(b)) => {
+            let args = blob_args(run, b)?;
+            Ok(probed(
+                probe_step(run, step, &b.pod.value, args, true).await?,
+            ))
+        }
+        Some(Action::Apply(cluster)) => {
+            run.apply_cluster(cluster).await?;
+            Ok((Vec::new(), None))
+        }
+        Some(Action::Delete(r)) => {
+            delete(run, r).await?;
+            Ok((Vec::new(), None))
+        }
+        Some(Action::Patch(p)) => {
+            patch(run, p).await?;
+            Ok((Vec::new(), None))
+        }
+        Some(Action::Wait(w)) => Ok((wait(run, w).await?, None)),
+        Some(Action::Sleep(d)) => {
+            tokio::time::sleep(d.0).await;
+            Ok((Vec::new(), None))
+        }
+    }
+}
+
+async fn delete(run: &mut ScenarioRun<'_>, r: &podid_scenario::ObjectRef) -> Result<(), StepError> {
+    let name = render(&r.name, &run.inst, "name")?;
+    if r.kind.value == podid_scenario::ObjectKind::Pod && run.inst.pods.contains_key(&name) {
         run.delete_pod(&name).await?;
         return Ok(());
     }
     let ns = run
         .inst
         .namespace_for(r.namespace.as_ref().map(|n| n.as_str()));
-    let client = run.env.provider.client();
-    if !objects::delete(&run.env.kinds, &client, r.kind.value, &ns, &name).await? {
-        return Err(format!("{:?} {ns}/{name} does not exist", r.kind.value));
+    let key = objects::key_of(r.kind.value, &ns, &name);
+    if !run.env.provider.cluster.objects().delete(&key).await? {
+        return Err(StepError::MissingObject(key.to_string()));
     }
     Ok(())
 }
 
-async fn patch<P: Provider>(
-    run: &mut ScenarioRun<'_, P>,
-    p: &podid_scenario::PatchStep,
-) -> Result<(), String> {
-    let name = render(&p.name, &run.inst)?;
+async fn patch(run: &mut ScenarioRun<'_>, p: &podid_scenario::PatchStep) -> Result<(), StepError> {
+    let name = render(&p.name, &run.inst, "name")?;
     let ns = run
         .inst
         .namespace_for(p.namespace.as_ref().map(|n| n.as_str()));
-    let body = reference::render_json(&p.patch.value, &run.inst).map_err(|e| e.to_string())?;
-    objects::merge_patch(
-        &run.env.kinds,
-        &run.env.provider.client(),
-        p.kind.value,
-        &ns,
-        &name,
-        &body,
-    )
-    .await
+    let body = reference::render_json(&p.patch.value, &run.inst)
+        .map_err(StepError::reference("the patch"))?;
+    let key = objects::key_of(p.kind.value, &ns, &name);
+    Ok(run
+        .env
+        .provider
+        .cluster
+        .objects()
+        .merge_patch(&key, &body)
+        .await?)
 }
 
-async fn wait<P: Provider>(
-    run: &mut ScenarioRun<'_, P>,
+async fn wait(
+    run: &mut ScenarioRun<'_>,
     w: &podid_scenario::WaitStep,
-) -> Result<Vec<Failure>, String> {
+) -> Result<Vec<Failure>, StepError> {
     let timeout = w.timeout.map(|t| t.0).unwrap_or(WAIT_DEFAULT);
-    let deadline = Instant::now() + timeout;
     let (Some(kind), Some(name)) = (&w.kind, &w.name) else {
-        return wait_for_requests(run, w, timeout, deadline).await;
+        return Ok(wait_for_requests(run, w, timeout).await);
     };
-    let kind = kind.value;
-    let name = render(name, &run.inst)?;
+    let name = render(name, &run.inst, "name")?;
     let ns = run
         .inst
         .namespace_for(w.namespace.as_ref().map(|n| n.as_str()));
-    let client = run.env.provider.client();
+    let key = objects::key_of(kind.value, &ns, &name);
     let want = w.condition == WaitFor::Exists;
-    loop {
-        if objects::exists(&run.env.kinds, &client, kind, &ns, &name).await? == want {
-            return Ok(Vec::new());
+    let objects = run.env.provider.cluster.objects();
+    let waited = podid_wait::until(Poll::every(POLL, timeout), || async {
+        match objects.exists(&key).await {
+            Ok(found) if found == want => Check::Done(()),
+            Ok(_) => Check::Pending(None),
+            Err(e) => Check::Failed(Some(e)),
         }
-        if Instant::now() >= deadline {
-            return Ok(vec![Failure {
-                expectation: "wait".into(),
-                expected: format!("{kind:?} {ns}/{name} {:?}", w.condition).to_lowercase(),
-                actual: format!("not so after {}s", timeout.as_secs()),
-                message: "timed out waiting".into(),
-            }]);
-        }
-        tokio::time::sleep(POLL).await;
+    })
+    .await;
+    match waited {
+        Ok(()) => Ok(Vec::new()),
+        Err(WaitError::Failed { state: Some(e), .. }) => Err(e.into()),
+        Err(end) => Ok(vec![Failure {
+            expectation: "wait".into(),
+            expected: format!("{key} {:?}", w.condition).to_lowercase(),
+            actual: format!("not so after {}s", end.waited().as_secs()),
+            message: "timed out waiting".into(),
+        }]),
     }
 }
 
-/// Waits until the mock cloud has received what `w.requests` describes; on timeout the
-/// failures say what was missing at the last look.
-async fn wait_for_requests<P: Provider>(
-    run: &ScenarioRun<'_, P>,
+/// Waits until the cloud has received what `w.requests` describes; on timeout the failures
+/// say what was missing at the last look.
+async fn wait_for_requests(
+    run: &ScenarioRun<'_>,
     w: &podid_scenario::WaitStep,
     timeout: Duration,
-    deadline: Instant,
-) -> Result<Vec<Failure>, String> {
-    let cloud = run.env.provider.cloud();
-    let step_seq = cloud.next_seq();
+) -> Vec<Failure> {
+    let cursor = run.request_cursor();
     let started = Instant::now();
     let expect = Expect {
         requests: w.requests.clone(),
         ..Expect::default()
     };
-    loop {
-        let (requests, trial_requests) = run.requests_since(step_seq);
+    let waited = podid_wait::until(Poll::every(POLL, timeout), || async {
+        let (requests, trial_requests) = run.requests_since(cursor);
         let observed = Observed {
             response: None,
             missing_reason: None,
             elapsed: started.elapsed(),
             requests: &requests,
             trial_requests: &trial_requests,
-            cloud,
+            signing_keys: run.signing_keys.as_ref(),
         };
         let failures = expect::check(&expect, &observed, &run.inst);
         if failures.is_empty() {
-            return Ok(failures);
+            Check::Done(())
+        } else {
+            Check::Pending(failures)
         }
-        if Instant::now() >= deadline {
-            return Ok(failures
+    })
+    .await;
+    match waited {
+        Ok(()) => Vec::new(),
+        Err(end) => {
+            let secs = end.waited().as_secs();
+            end.into_state()
                 .into_iter()
                 .map(|f| Failure {
-                    message: format!("after waiting {}s: {}", timeout.as_secs(), f.message),
+                    message: format!("after waiting {secs}s: {}", f.message),
                     ..f
                 })
-                .collect());
+                .collect()
         }
-        tokio::time::sleep(POLL).await;
     }
 }

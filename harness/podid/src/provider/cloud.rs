@@ -1,0 +1,113 @@
+//! The cloud side of a provider: where a scenario's identities, principals, storage and roles
+//! live, how identities get onto node machines, the keys that verify tokens, and (where the cloud
+//! can offer it) the log of requests it received. Plain data types first, then the traits.
+
+use std::collections::HashMap;
+
+use podid_scenario::{Cloud, Service};
+
+use super::capability::Capabilities;
+use super::cluster::Machine;
+use super::error::ProviderError;
+
+/// The names one scenario run gives its cloud declarations (unique per run, so trials can
+/// share a cloud).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CloudNames {
+    /// Appended to identity and principal names (`reader-<suffix>`).
+    pub suffix: String,
+    /// Declared storage account name → real account name.
+    pub accounts: HashMap<String, String>,
+}
+
+/// Concrete values of a declared user-assigned identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityValues {
+    pub name: String,
+    pub client_id: String,
+    pub principal_id: String,
+    pub resource_id: String,
+}
+
+/// Concrete values of a declared service principal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePrincipalValues {
+    pub client_id: String,
+    pub object_id: String,
+}
+
+/// What the cloud side made of a scenario's `cloud` section, by declared name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeclaredCloud {
+    pub identities: HashMap<String, IdentityValues>,
+    pub service_principals: HashMap<String, ServicePrincipalValues>,
+}
+
+/// One request the cloud received, as `requests` expectations see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudRequest {
+    /// Order of arrival across all services.
+    pub seq: u64,
+    pub service: Service,
+    /// The logical node whose metadata service answered (IMDS requests only).
+    pub node: Option<String>,
+    pub method: String,
+    pub path: String,
+    /// Client id asked for (IMDS, AAD) or authenticated as (ARM, Blob).
+    pub client_id: Option<String>,
+    pub status: u16,
+}
+
+/// The lower-case name of a cloud service, as messages and request logs spell it.
+pub fn service_name(service: Service) -> &'static str {
+    match service {
+        Service::Imds => "imds",
+        Service::Aad => "aad",
+        Service::Arm => "arm",
+        Service::Blob => "blob",
+    }
+}
+
+/// Requests the cloud received, read through a cursor so a trial sees only what came after it
+/// began.
+pub trait RequestLog: Send + Sync {
+    /// The position the next request will get; what `since` takes.
+    fn cursor(&self) -> u64;
+    /// Every request at or after `cursor`, in arrival order.
+    fn since(&self, cursor: u64) -> Vec<CloudRequest>;
+    /// The same requests with every recorded detail (secrets already redacted), for diagnostics.
+    fn details_since(&self, cursor: u64) -> serde_json::Value;
+}
+
+/// Where the identities live.
+#[async_trait::async_trait]
+pub trait CloudSide: Send + Sync {
+    /// What this side can do (request log, faults, changes mid-scenario).
+    fn capabilities(&self) -> Capabilities;
+    fn tenant_id(&self) -> String;
+    fn subscription_id(&self) -> String;
+    /// The URL pods use for a storage account.
+    fn account_url(&self, account: &str) -> String;
+    /// Creates what a scenario's `cloud` section declares, under the run's names.
+    async fn declare(
+        &self,
+        cloud: &Cloud,
+        names: &CloudNames,
+    ) -> Result<DeclaredCloud, ProviderError>;
+    /// Puts a user-assigned identity on a node's machine (what an operator or MIC does).
+    async fn assign_identity(
+        &self,
+        machine: &Machine,
+        identity_resource_id: &str,
+    ) -> Result<(), ProviderError>;
+    /// Takes it off again; not assigned is not an error.
+    async fn unassign_identity(
+        &self,
+        machine: &Machine,
+        identity_resource_id: &str,
+    ) -> Result<(), ProviderError>;
+    /// The JWKS that verifies the tokens this cloud issues.
+    async fn signing_keys(&self) -> Result<serde_json::Value, ProviderError>;
+    /// The request log, where the cloud can offer one.
+    fn request_log(&self) -> Option<&dyn RequestLog>;
+}

@@ -1,0 +1,140 @@
+//! The cluster side of a provider: its nodes, NMI/MIC configuration, pods and the workload run
+//! in them, API objects, diagnostics and shutdown. Plain data types first, then the trait.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use podid_probe::ProbeReport;
+use podid_scenario::NmiMode;
+
+use super::capability::Capabilities;
+use super::error::ProviderError;
+use super::objects::ObjectStore;
+
+/// The Azure machine behind a node, as plain data: what the cloud side assigns identities to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Machine {
+    /// Instance `instance` of virtual machine scale set `scale_set`.
+    ScaleSetInstance { scale_set: String, instance: u32 },
+    /// A standalone virtual machine.
+    VirtualMachine { name: String },
+}
+
+impl std::fmt::Display for Machine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ScaleSetInstance {
+                scale_set,
+                instance,
+            } => write!(f, "{scale_set}/{instance}"),
+            Self::VirtualMachine { name } => f.write_str(name),
+        }
+    }
+}
+
+/// One node the provider offers, under the logical name scenarios use (`node-0`, `node-1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub logical: String,
+    /// The Kubernetes Node name.
+    pub name: String,
+    pub machine: Machine,
+}
+
+/// How NMI (and, in standard mode, MIC) must run for a trial.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IdentityConfig {
+    pub mode: NmiMode,
+    pub nmi_flags: Vec<String>,
+    /// Only meaningful in standard mode; MIC does not run in managed mode.
+    pub mic_flags: Vec<String>,
+}
+
+/// What stopping NMI on one node showed: upstream NMI removes its own iptables chain when
+/// told to stop, and a suite must notice when it does not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NmiStopCheck {
+    /// Logical node name.
+    pub node: String,
+    pub removed_own_chain: bool,
+}
+
+/// What (re)configuring NMI/MIC did that the trial asking for it must answer for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigureReport {
+    /// One entry per NMI that was stopped to apply the new configuration.
+    pub nmi_stops: Vec<NmiStopCheck>,
+}
+
+/// A pod the runner wants, in provider-neutral terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodRequest {
+    pub namespace: String,
+    pub name: String,
+    /// Logical node name.
+    pub node: String,
+    pub labels: Vec<(String, String)>,
+    pub annotations: Vec<(String, String)>,
+    pub owner_replica_set: Option<String>,
+    /// Host names the pod must resolve (storage accounts of the scenario).
+    pub storage_accounts: Vec<String>,
+}
+
+/// A pod that runs, with the address NMI will see it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodHandle {
+    pub namespace: String,
+    pub name: String,
+    /// Logical node name.
+    pub node: String,
+    pub ip: IpAddr,
+}
+
+/// A file the provider saved for a failure report.
+#[derive(Debug, Clone)]
+pub struct SavedFile {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+/// What shutting a provider down did.
+#[derive(Debug, Clone, Default)]
+pub struct ShutdownReport {
+    /// Processes, containers or clusters stopped.
+    pub stopped: Vec<String>,
+    /// Anything that could not be undone.
+    pub errors: Vec<String>,
+}
+
+/// Where the cluster lives: everything the runner does to nodes, pods and API objects.
+#[async_trait::async_trait]
+pub trait ClusterSide: Send + Sync {
+    /// What this side can do (modes, flags, restarts, machines per node).
+    fn capabilities(&self) -> Capabilities;
+    /// The nodes, one per logical name.
+    fn nodes(&self) -> &[NodeInfo];
+    /// Versions of what runs (NMI, kube-apiserver, …) for reports.
+    fn environment(&self) -> Vec<(String, String)>;
+    /// The API objects of the cluster.
+    fn objects(&self) -> &dyn ObjectStore;
+    /// The CA bundle pods must trust for the cloud's endpoints, as a path pods can read (none
+    /// when the cloud's certificates are publicly trusted).
+    fn ca_file(&self) -> Option<&Path>;
+    /// Makes NMI (and MIC) run as `config` says, restarting what runs otherwise.
+    async fn configure(&self, config: &IdentityConfig) -> Result<ConfigureReport, ProviderError>;
+    /// Creates the namespace (and what the provider needs in it).
+    async fn ensure_namespace(&self, namespace: &str) -> Result<(), ProviderError>;
+    async fn create_pod(&self, request: &PodRequest) -> Result<PodHandle, ProviderError>;
+    async fn delete_pod(&self, pod: &PodHandle) -> Result<(), ProviderError>;
+    /// Runs the probe with `args` inside the pod and returns its report.
+    async fn run_probe(
+        &self,
+        pod: &PodHandle,
+        args: &[String],
+    ) -> Result<ProbeReport, ProviderError>;
+    /// Copies component logs written since `since` into `dir` for a failure report.
+    async fn save_diagnostics(&self, since: SystemTime, dir: &Path) -> Vec<SavedFile>;
+    /// Stops everything this side started; called once, when no trial runs any more.
+    async fn shutdown(&self) -> ShutdownReport;
+}

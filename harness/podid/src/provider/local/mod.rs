@@ -1,0 +1,379 @@
+//! The local provider: the local cluster (etcd, kube-apiserver, NMI and MIC in node
+//! namespaces, the harness as kubelet) as the cluster side, the in-process mock cloud as the
+//! cloud side. Each node namespace holds its own IMDS at 169.254.169.254:80 and the cloud's
+//! HTTPS endpoints at documentation-range addresses that only the project's namespaces route.
+
+mod start;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use podid_local::{LocalCluster, LocalPod, MicConfig, NmiStop, PodSpec, StartupTimings};
+use podid_mocks::ServerHandle;
+use podid_probe::ProbeReport;
+use podid_scenario::NmiMode;
+use podid_toolchain::Toolchain;
+
+pub use start::{
+    AAD_ADDRESS, ARM_ADDRESS, BLOB_ADDRESS, MIC_NODE, MIC_PRINCIPAL, NODE_RESOURCE_GROUP,
+    scale_set_of,
+};
+
+use super::capability::{Capabilities, Capability};
+use super::cluster::{
+    ClusterSide, ConfigureReport, IdentityConfig, NmiStopCheck, NodeInfo, PodHandle, PodRequest,
+    SavedFile, ShutdownReport,
+};
+use super::error::ProviderError;
+use super::kube_objects::KubeObjects;
+use super::mock_cloud::MockCloudSide;
+use super::objects::ObjectStore;
+use super::{ProbeCommand, Provider};
+
+/// What the local provider needs to start.
+pub struct LocalProviderConfig {
+    pub run_id: String,
+    /// Everything the run writes (logs, certificates, kubeconfig) goes under it.
+    pub work_dir: PathBuf,
+    pub toolchain: Toolchain,
+    /// How to run the probe inside pods.
+    pub probe: ProbeCommand,
+}
+
+/// What runs besides the cluster's control plane.
+#[derive(Default)]
+struct Running {
+    nmi: bool,
+    /// The extra flags MIC runs with; `None` when it does not run.
+    mic: Option<Vec<String>>,
+}
+
+/// The local cluster as a provider's cluster side.
+pub struct LocalClusterSide {
+    /// Taken at shutdown; shared so callers keep using the side through `&self` until then.
+    cluster: Mutex<Option<Arc<LocalCluster>>>,
+    servers: Mutex<Vec<ServerHandle>>,
+    nodes: Vec<NodeInfo>,
+    objects: KubeObjects,
+    ca_file: PathBuf,
+    probe: ProbeCommand,
+    pods: Mutex<HashMap<(String, String), LocalPod>>,
+    running: tokio::sync::Mutex<Running>,
+    environment: Vec<(String, String)>,
+    mic: MicConfig,
+}
+
+fn err(action: String, e: impl std::error::Error + Send + Sync + 'static) -> ProviderError {
+    ProviderError::new(action, e)
+}
+
+fn stop_checks(stops: Vec<NmiStop>) -> Vec<NmiStopCheck> {
+    stops
+        .into_iter()
+        .map(|s| NmiStopCheck {
+            node: s.node,
+            removed_own_chain: s.removed_own_chain,
+        })
+        .collect()
+}
+
+/// Starts the local provider: the mock cloud, the local cluster, each node's cloud endpoints.
+pub async fn start(
+    config: LocalProviderConfig,
+) -> Result<(Provider, StartupTimings), ProviderError> {
+    std::fs::create_dir_all(&config.work_dir)
+        .map_err(|e| err(format!("creating {}", config.work_dir.display()), e))?;
+    let cloud = start::create_cloud(&config.work_dir)?;
+    let cluster =
+        start::start_cluster(&config.run_id, &config.work_dir, &config.toolchain, &cloud).await?;
+    let (nodes, servers) = match start::serve_cloud_in_nodes(&cluster, &cloud.cloud).await {
+        Ok(x) => x,
+        Err(e) => {
+            if let Err(teardown) = cluster.shutdown().await {
+                tracing::error!("tearing down the local cluster after a failed start: {teardown}");
+            }
+            return Err(e);
+        }
+    };
+    let timings = cluster.timings().clone();
+    let tc: &Toolchain = &config.toolchain;
+    let side = LocalClusterSide {
+        objects: KubeObjects::new(cluster.client()),
+        cluster: Mutex::new(Some(Arc::new(cluster))),
+        servers: Mutex::new(servers),
+        nodes,
+        ca_file: cloud.ca_file.clone(),
+        probe: config.probe,
+        pods: Mutex::new(HashMap::new()),
+        running: tokio::sync::Mutex::new(Running::default()),
+        environment: vec![
+            ("nmi".into(), tc.versions.nmi.clone()),
+            ("mic".into(), tc.versions.mic.clone()),
+            ("kube-apiserver".into(), tc.versions.kube_apiserver.clone()),
+            ("etcd".into(), tc.versions.etcd.clone()),
+        ],
+        mic: start::mic_config(&config.run_id, &cloud),
+    };
+    let provider = Provider::new(
+        "local",
+        Box::new(side),
+        Box::new(MockCloudSide::new(cloud.cloud)),
+    );
+    Ok((provider, timings))
+}
+
+/// What the local cluster side can do (also what `podid list --provider local` plans with).
+pub fn cluster_capabilities() -> Capabilities {
+    Capabilities::of([
+        Capability::ManagedMode,
+        Capability::StandardMode,
+        Capability::ComponentFlags,
+        Capability::PerNodeMachines,
+        Capability::Restarts,
+    ])
+}
+
+impl LocalClusterSide {
+    fn cluster(&self) -> Result<Arc<LocalCluster>, ProviderError> {
+        self.cluster
+            .lock()
+            .expect("cluster lock")
+            .clone()
+            .ok_or_else(|| ProviderError::plain("the local cluster has been shut down"))
+    }
+
+    fn local_pod(&self, pod: &PodHandle) -> Result<LocalPod, ProviderError> {
+        self.pods
+            .lock()
+            .expect("pod map lock")
+            .get(&(pod.namespace.clone(), pod.name.clone()))
+            .cloned()
+            .ok_or_else(|| {
+                ProviderError::plain(format!("pod {}/{} is not running", pod.namespace, pod.name))
+            })
+    }
+
+    /// Copies a log into `dir`, redacted, for a failure report.
+    fn save_log(source: &Path, target: PathBuf, name: String) -> Option<SavedFile> {
+        match std::fs::read_to_string(source) {
+            Ok(text) => std::fs::write(&target, podid_reports::redact(&text))
+                .ok()
+                .map(|()| SavedFile { name, path: target }),
+            Err(e) => {
+                tracing::warn!("cannot read {}: {e}", source.display());
+                None
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ClusterSide for LocalClusterSide {
+    fn capabilities(&self) -> Capabilities {
+        cluster_capabilities()
+    }
+
+    fn nodes(&self) -> &[NodeInfo] {
+        &self.nodes
+    }
+
+    fn environment(&self) -> Vec<(String, String)> {
+        self.environment.clone()
+    }
+
+    fn objects(&self) -> &dyn ObjectStore {
+        &self.objects
+    }
+
+    fn ca_file(&self) -> Option<&Path> {
+        Some(&self.ca_file)
+    }
+
+    async fn configure(&self, config: &IdentityConfig) -> Result<ConfigureReport, ProviderError> {
+        let mut running = self.running.lock().await;
+        let cluster = self.cluster()?;
+        let mut report = ConfigureReport::default();
+        // MIC runs only in standard mode: in managed mode it would assign identities that
+        // scenarios expect to be absent.
+        let wanted_mic = (config.mode == NmiMode::Standard).then(|| config.mic_flags.clone());
+        if running.mic != wanted_mic {
+            if running.mic.take().is_some() {
+                cluster
+                    .stop_mic()
+                    .await
+                    .map_err(|e| err("stopping MIC".into(), e))?;
+            }
+            if let Some(extra_args) = wanted_mic {
+                let mic = MicConfig {
+                    extra_args: extra_args.clone(),
+                    ..self.mic.clone()
+                };
+                cluster
+                    .start_mic(&mic)
+                    .await
+                    .map_err(|e| err("starting MIC".into(), e))?;
+                running.mic = Some(extra_args);
+            }
+        }
+        let mode = match config.mode {
+            NmiMode::Managed => podid_local::NmiMode::Managed,
+            NmiMode::Standard => podid_local::NmiMode::Standard,
+        };
+        let action = format!("starting NMI in {} mode", config.mode.as_str());
+        if running.nmi {
+            running.nmi = false;
+            let stops = cluster
+                .restart_nmi(mode, &config.nmi_flags)
+                .await
+                .map_err(|e| err(action, e))?;
+            report.nmi_stops = stop_checks(stops);
+        } else {
+            cluster
+                .start_nmi(mode, &config.nmi_flags)
+                .await
+                .map_err(|e| err(action, e))?;
+        }
+        running.nmi = true;
+        Ok(report)
+    }
+
+    async fn ensure_namespace(&self, namespace: &str) -> Result<(), ProviderError> {
+        self.cluster()?
+            .ensure_namespace(namespace)
+            .await
+            .map_err(|e| err(format!("creating namespace {namespace}"), e))
+    }
+
+    async fn create_pod(&self, request: &PodRequest) -> Result<PodHandle, ProviderError> {
+        let cluster = self.cluster()?;
+        let spec = PodSpec {
+            namespace: request.namespace.clone(),
+            name: request.name.clone(),
+            labels: request.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
+            annotations: request
+                .annotations
+                .iter()
+                .cloned()
+                .collect::<BTreeMap<_, _>>(),
+            node: request.node.clone(),
+            owner_replicaset: request.owner_replica_set.clone(),
+        };
+        let what = format!("pod {}/{}", request.namespace, request.name);
+        let pod = cluster
+            .create_pod(spec)
+            .await
+            .map_err(|e| err(format!("creating {what}"), e))?;
+        let mut hosts = start::cloud_hosts();
+        hosts.extend(request.storage_accounts.iter().map(|a| {
+            (
+                IpAddr::from(BLOB_ADDRESS),
+                format!("{a}{}", podid_mocks::BLOB_HOST_SUFFIX),
+            )
+        }));
+        cluster
+            .set_pod_hosts(&pod, &hosts)
+            .map_err(|e| err(format!("writing the hosts file of {what}"), e))?;
+        let handle = PodHandle {
+            namespace: pod.namespace.clone(),
+            name: pod.name.clone(),
+            node: pod.node.clone(),
+            ip: IpAddr::V4(pod.ip),
+        };
+        self.pods
+            .lock()
+            .expect("pod map lock")
+            .insert((pod.namespace.clone(), pod.name.clone()), pod);
+        Ok(handle)
+    }
+
+    async fn delete_pod(&self, pod: &PodHandle) -> Result<(), ProviderError> {
+        self.pods
+            .lock()
+            .expect("pod map lock")
+            .remove(&(pod.namespace.clone(), pod.name.clone()));
+        self.cluster()?
+            .delete_pod(&pod.namespace, &pod.name)
+            .await
+            .map_err(|e| err(format!("deleting pod {}/{}", pod.namespace, pod.name), e))
+    }
+
+    async fn run_probe(
+        &self,
+        pod: &PodHandle,
+        args: &[String],
+    ) -> Result<ProbeReport, ProviderError> {
+        let local = self.local_pod(pod)?;
+        let what = format!("running the probe in pod {}/{}", pod.namespace, pod.name);
+        let mut command = self.cluster()?.pod_command(&local, &self.probe.program);
+        command.args(&self.probe.args).args(args).kill_on_drop(true);
+        let output = command.output().await.map_err(|e| err(what.clone(), e))?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let line = stdout.lines().rev().find(|l| l.starts_with('{'));
+        match line.map(serde_json::from_str::<ProbeReport>) {
+            Some(Ok(report)) => Ok(report),
+            _ => Err(ProviderError::plain(format!(
+                "{what}: it printed no report (exit {}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            ))),
+        }
+    }
+
+    async fn save_diagnostics(&self, _since: SystemTime, dir: &Path) -> Vec<SavedFile> {
+        let Ok(cluster) = self.cluster() else {
+            return Vec::new();
+        };
+        let mut out: Vec<SavedFile> = cluster
+            .nodes()
+            .iter()
+            .filter_map(|node| {
+                Self::save_log(
+                    &node.nmi_log,
+                    dir.join(format!("nmi-{}.log", node.name)),
+                    format!("NMI log ({})", node.name),
+                )
+            })
+            .collect();
+        let mic_log = cluster.mic_log();
+        if mic_log.is_file() {
+            out.extend(Self::save_log(
+                &mic_log,
+                dir.join("mic.log"),
+                "MIC log".into(),
+            ));
+        }
+        out
+    }
+
+    async fn shutdown(&self) -> ShutdownReport {
+        let servers = std::mem::take(&mut *self.servers.lock().expect("server list lock"));
+        for server in servers {
+            server.shutdown().await;
+        }
+        self.pods.lock().expect("pod map lock").clear();
+        let Some(cluster) = self.cluster.lock().expect("cluster lock").take() else {
+            return ShutdownReport::default();
+        };
+        match Arc::try_unwrap(cluster) {
+            Ok(cluster) => match cluster.shutdown().await {
+                Ok(report) => ShutdownReport {
+                    stopped: report.processes_stopped,
+                    errors: report.errors,
+                },
+                Err(e) => ShutdownReport {
+                    stopped: Vec::new(),
+                    errors: vec![format!("tearing down the local cluster: {e}")],
+                },
+            },
+            Err(_) => ShutdownReport {
+                stopped: Vec::new(),
+                errors: vec![
+                    "the local cluster is still in use; it is torn down when released".into(),
+                ],
+            },
+        }
+    }
+}
