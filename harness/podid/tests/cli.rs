@@ -421,3 +421,46 @@ fn help_is_available() {
         );
     }
 }
+
+#[test]
+fn an_unknown_provider_is_one_line_and_exit_2_from_the_flag_or_the_environment() {
+    for (args, env) in [
+        (vec!["run", "--provider", "nope"], None),
+        (vec!["run"], Some("nope")),
+        (vec!["list", "--provider", "nope"], None),
+    ] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_podid"));
+        command.args(&args).current_dir(repo_root());
+        match env {
+            Some(value) => command.env("PODID_PROVIDER", value),
+            None => command.env_remove("PODID_PROVIDER"),
+        };
+        let o = command.output().expect("podid starts");
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", describe(&o));
+        assert_eq!(
+            stderr(&o),
+            "podid: unknown provider `nope`; valid providers: local\n",
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn list_with_a_provider_plans_every_trial_and_local_runs_them_all() {
+    let o = podid(["list", "--provider", "local"]);
+    assert!(o.status.success(), "{}", describe(&o));
+    let files = podid_scenario::discover(&[scenarios_dir()]).expect("scenarios");
+    let (loaded, invalid) = podid_scenario::load_all(&files);
+    assert!(invalid.is_empty());
+    let expected: usize = loaded.iter().map(|f| f.scenario.modes.len()).sum();
+    let lines: Vec<String> = stdout(&o).lines().map(String::from).collect();
+    assert_eq!(lines.len(), expected, "{}", describe(&o));
+    for line in &lines {
+        assert!(line.starts_with("run   local::"), "not runnable: {line}");
+    }
+    assert!(
+        stderr(&o).contains(&format!("{expected} of {expected} trial(s) would run on `local`")),
+        "{}",
+        describe(&o)
+    );
+}
