@@ -459,7 +459,9 @@ fn list_with_a_provider_plans_every_trial_and_local_runs_them_all() {
         assert!(line.starts_with("run   local::"), "not runnable: {line}");
     }
     assert!(
-        stderr(&o).contains(&format!("{expected} of {expected} trial(s) would run on `local`")),
+        stderr(&o).contains(&format!(
+            "{expected} of {expected} trial(s) would run on `local`"
+        )),
         "{}",
         describe(&o)
     );

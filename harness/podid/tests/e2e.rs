@@ -160,6 +160,14 @@ fn as_test(planned: PlannedTrial, skip_all: bool) -> Trial {
         .join(",");
     let name = planned.name.clone();
     let ignored = skip_all || planned.skip.is_some();
+    if let Some(reason) = planned.skip.clone() {
+        // Run anyway (`--include-ignored`): the provider still cannot run it.
+        return Trial::test(name, move || {
+            Err(Failed::from(format!("skipped: {reason}")))
+        })
+        .with_kind(tags)
+        .with_ignored_flag(true);
+    }
     Trial::test(name, move || {
         let report = run(planned).map_err(Failed::from)?;
         let passed = report.status == Outcome::Passed;
@@ -241,7 +249,7 @@ fn main() -> ExitCode {
     let declared_count = declared.len();
     let plan = Plan::new(declared, provider.name(), &provider.capabilities());
     for planned in &plan.trials {
-        if let (Some(reason), false) = (&planned.skip, skip_all) {
+        if let (Some(reason), false, false) = (&planned.skip, skip_all, args.list) {
             eprintln!("e2e: {} is skipped: {reason}", planned.name);
             record(runner::skipped_report(planned, &Quiet));
         }
@@ -251,7 +259,11 @@ fn main() -> ExitCode {
     if !skip_all && !args.list {
         register_interrupt_cleanup();
     }
-    let unfiltered = args.filter.is_none() && args.skip.is_empty() && !args.ignored && !args.list;
+    let unfiltered = args.filter.is_none()
+        && args.skip.is_empty()
+        && !args.ignored
+        && !args.include_ignored
+        && !args.list;
     let mut conclusion = libtest_mimic::run(&args, tests);
 
     let accounted = finish();
