@@ -21,7 +21,8 @@ pub enum SessionError {
     Prerequisite(String),
     #[error("building the toolchain: {0}")]
     Toolchain(#[from] podid_toolchain::ToolchainError),
-    #[error("{0}")]
+    /// Shown with its causes: "starting the local cluster" alone would not say why.
+    #[error("{}", crate::provider::error_chain(.0))]
     Provider(#[from] crate::provider::ProviderError),
 }
 

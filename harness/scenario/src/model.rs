@@ -364,6 +364,13 @@ impl Action<'_> {
 }
 
 impl Step {
+    /// Whether the step counts cloud requests (`expect.requests` or `wait.requests`): such
+    /// counts only mean something while no other trial talks to the cloud.
+    pub fn counts_requests(&self) -> bool {
+        self.expect.as_ref().is_some_and(|e| !e.requests.is_empty())
+            || self.wait.as_ref().is_some_and(|w| !w.requests.is_empty())
+    }
+
     /// All actions written on this step (a valid step has exactly one).
     pub fn actions(&self) -> Vec<Action<'_>> {
         let mut out = Vec::new();

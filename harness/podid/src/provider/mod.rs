@@ -58,6 +58,11 @@ impl Provider {
             .union(&self.cloud.capabilities())
     }
 
+    /// The cloud's request-log position now (`None` when the cloud keeps no log).
+    pub fn request_cursor(&self) -> Option<u64> {
+        self.cloud.request_log().map(|log| log.cursor())
+    }
+
     /// Stops everything the provider started.
     pub async fn shutdown(&self) -> ShutdownReport {
         self.cluster.shutdown().await

@@ -68,11 +68,10 @@ impl Trial {
     /// Whether a step counts cloud requests, which is only meaningful while no other trial
     /// talks to the cloud.
     pub fn counts_requests(&self) -> bool {
-        self.scenario().steps.iter().any(|s| {
-            let step = &s.value;
-            step.expect.as_ref().is_some_and(|e| !e.requests.is_empty())
-                || step.wait.as_ref().is_some_and(|w| !w.requests.is_empty())
-        })
+        self.scenario()
+            .steps
+            .iter()
+            .any(|s| s.value.counts_requests())
     }
 }
 

@@ -84,17 +84,7 @@ pub fn requirements(trial: &Trial) -> Vec<Requirement> {
         );
     }
     for (i, step) in scenario.steps.iter().enumerate() {
-        let counts_requests = step
-            .value
-            .expect
-            .as_ref()
-            .is_some_and(|e| !e.requests.is_empty())
-            || step
-                .value
-                .wait
-                .as_ref()
-                .is_some_and(|w| !w.requests.is_empty());
-        if counts_requests {
+        if step.value.counts_requests() {
             need(
                 Capability::RequestLog,
                 format!("step {} expects cloud requests ({})", i + 1, at(step.at)),

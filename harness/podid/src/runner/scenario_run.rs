@@ -39,7 +39,7 @@ impl<'a> ScenarioRun<'a> {
             env,
             scenario,
             inst,
-            first_request: env.provider.cloud.request_log().map(|log| log.cursor()),
+            first_request: env.provider.request_cursor(),
             signing_keys: None,
             created: Created::default(),
         }
@@ -56,7 +56,10 @@ impl<'a> ScenarioRun<'a> {
         self.signing_keys = match provider.cloud.signing_keys().await {
             Ok(keys) => Some(keys),
             Err(e) => {
-                tracing::warn!("reading the cloud's signing keys: {e}");
+                tracing::warn!(
+                    "reading the cloud's signing keys: {}",
+                    crate::provider::error_chain(&e)
+                );
                 None
             }
         };
@@ -136,11 +139,6 @@ impl<'a> ScenarioRun<'a> {
             self.inst.pods.insert(name.value.clone(), handle);
         }
         Ok(())
-    }
-
-    /// The request log's cursor now (`None` without a log).
-    pub fn request_cursor(&self) -> Option<u64> {
-        self.env.provider.cloud.request_log().map(|l| l.cursor())
     }
 
     /// What the cloud received since `step_cursor` (this step) and since the trial began; both

@@ -231,7 +231,7 @@ async fn probe_once(
     expect: Option<&Expect>,
 ) -> Result<Attempt, ActionError> {
     let pod = run.pod(pod_name)?.clone();
-    let cursor = run.request_cursor();
+    let cursor = run.env.provider.request_cursor();
     let started = Instant::now();
     let limit = run.env.step_timeout;
     let report = tokio::time::timeout(limit, run.env.provider.cluster.run_probe(&pod, args))
@@ -417,7 +417,7 @@ async fn wait_for_requests(
     w: &podid_scenario::WaitStep,
     timeout: Duration,
 ) -> Vec<Failure> {
-    let cursor = run.request_cursor();
+    let cursor = run.env.provider.request_cursor();
     let started = Instant::now();
     let expect = Expect {
         requests: w.requests.clone(),
