@@ -45,6 +45,18 @@ impl NetNamespace {
 }
 
 impl Netlink {
+    /// A netlink connection in the namespace this process runs in (the host's), for interfaces
+    /// the project owns there, such as the bridge of its own container network.
+    pub fn host() -> Result<Netlink, NetnsError> {
+        let (connection, handle, _) = rtnetlink::new_connection()
+            .map_err(|e| NetnsError::io("opening a netlink socket", "host", e))?;
+        Ok(Netlink {
+            namespace: "host".to_string(),
+            handle,
+            connection: tokio::spawn(connection),
+        })
+    }
+
     /// The index of interface `name`.
     pub async fn link_index(&self, name: &str) -> Result<u32, NetnsError> {
         let mut links = self

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use podid::lifecycle;
+use podid::provider::kind::KindOptions;
 use podid::provider::{IdentityConfig, ProbeCommand, ProviderKind};
 use podid::runner;
 use podid::session::{self, SessionOptions};
@@ -56,6 +57,7 @@ async fn round(workspace: &Path, probe: &Path, provider: ProviderKind) -> Result
             output_dir: session::default_output_dir(workspace),
             probe: ProbeCommand::binary(probe.to_path_buf()),
             toolchain: ToolchainConfig::from_env(),
+            kind: KindOptions::from_env(),
         },
         &NoopObserver,
     )

@@ -20,6 +20,7 @@ pub async fn start(
 ) -> Result<(Environment, StartupFigures), SessionError> {
     match kind {
         ProviderKind::Local => session::start_local(options, observer).await,
+        ProviderKind::Kind => session::start_kind(options, observer).await,
     }
 }
 

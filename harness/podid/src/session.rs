@@ -59,6 +59,7 @@ pub struct StartupFigures {
     pub toolchain: Duration,
     pub provider: Duration,
     pub cluster: Option<podid_local::StartupTimings>,
+    pub kind: Option<crate::provider::kind::KindTimings>,
 }
 
 /// Options of a session, whatever the provider.
@@ -68,6 +69,8 @@ pub struct SessionOptions {
     /// How to run the probe inside pods.
     pub probe: ProbeCommand,
     pub toolchain: ToolchainConfig,
+    /// Only read by the kind provider.
+    pub kind: crate::provider::kind::KindOptions,
 }
 
 /// Brings up the local provider: prerequisites, leftovers, toolchain, cluster, mock cloud.
@@ -106,11 +109,112 @@ pub async fn start_local(
         toolchain: toolchain_time,
         provider: started.elapsed(),
         cluster: Some(timings),
+        kind: None,
     };
     Ok((
         Environment::new(provider, run_id, run_dir.join("artifacts")),
         figures,
     ))
+}
+
+/// Brings up the kind provider: Docker, toolchain (with the node image's inputs unless a node
+/// image is given), images, cluster, mock cloud.
+pub async fn start_kind(
+    options: SessionOptions,
+    observer: &(dyn BuildObserver + Send + Sync),
+) -> Result<(Environment, StartupFigures), SessionError> {
+    use crate::provider::kind::{KindProgress, KindProviderConfig, NodeImageSource};
+    if !nix::unistd::geteuid().is_root() {
+        return Err(SessionError::Prerequisite(
+            "the kind provider needs root (it adds the mock cloud's addresses to the cluster network's bridge)".into(),
+        ));
+    }
+    if !options.probe.program.is_file() {
+        return Err(SessionError::Prerequisite(format!(
+            "the probe program {} is missing; build it with `cargo build -p podid --bins`",
+            options.probe.program.display()
+        )));
+    }
+    let started = Instant::now();
+    let toolchain = podid_toolchain::ensure(&options.toolchain, observer)?;
+    let kind_toolchain = podid_toolchain::ensure_kind(&options.toolchain, observer)?;
+    let toolchain_time = started.elapsed();
+    let node_image = match &options.kind.node_image {
+        Some(tag) => NodeImageSource::Given(tag.clone()),
+        None => NodeImageSource::Build(Box::new(podid_kind::NodeImageInputs {
+            kubernetes_version: kind_toolchain.versions.kubernetes.clone(),
+            kubeadm: kind_toolchain.kubeadm.clone(),
+            kubelet: kind_toolchain.kubelet.clone(),
+            kubectl: kind_toolchain.kubectl.clone(),
+            kube_proxy: kind_toolchain.kube_proxy.clone(),
+            kube_scheduler: kind_toolchain.kube_scheduler.clone(),
+            kube_controller_manager: kind_toolchain.kube_controller_manager.clone(),
+            kube_apiserver: toolchain.kube_apiserver.clone(),
+            etcd: toolchain.etcd.clone(),
+            coredns: kind_toolchain.coredns.clone(),
+            crictl: None,
+            kind_module_dir: kind_toolchain.kind_module_dir.clone(),
+            pause: podid_kind::PauseInput::Source(kind_toolchain.pause_source.clone()),
+        })),
+    };
+    let run_id = podid_local::generate_run_id();
+    let run_dir = options.output_dir.join("runs").join(&run_id);
+    let tc = &toolchain.versions;
+    let versions = vec![
+        ("nmi".to_string(), tc.nmi.clone()),
+        ("mic".to_string(), tc.mic.clone()),
+        (
+            "kubernetes".to_string(),
+            kind_toolchain.versions.kubernetes.clone(),
+        ),
+        ("kind".to_string(), kind_toolchain.versions.kind.clone()),
+    ];
+    let started = Instant::now();
+    let (provider, timings) = crate::provider::kind::start(
+        KindProviderConfig {
+            run_id: run_id.clone(),
+            work_dir: run_dir.clone(),
+            cache_dir: options.toolchain.cache_dir.join("kind"),
+            node_image,
+            kind_binary: kind_toolchain.kind.clone(),
+            nmi_binary: toolchain.nmi.clone(),
+            mic_binary: toolchain.mic.clone(),
+            aad_pod_identity_module: kind_toolchain.aad_pod_identity_module_dir.clone(),
+            crds: toolchain.crds.clone(),
+            versions,
+            probe: options.probe,
+            options: options.kind,
+        },
+        &KindProgress,
+    )
+    .await?;
+    tracing::info!(?timings, "kind provider ready");
+    let figures = StartupFigures {
+        toolchain: toolchain_time,
+        provider: started.elapsed(),
+        cluster: None,
+        kind: Some(timings),
+    };
+    Ok((
+        Environment::new(provider, run_id, run_dir.join("artifacts")),
+        figures,
+    ))
+}
+
+/// Removes what this process started (local runs' processes and namespaces, kind clusters and
+/// their networks), for an interrupt that arrives before or while a provider runs.
+pub async fn clean_own_runs() -> Vec<String> {
+    let mut errors = Vec::new();
+    if let Err(e) = podid_local::clean_own_runs() {
+        errors.push(format!("local: {e}"));
+    }
+    if let Ok(docker) = podid_kind::Docker::connect().await {
+        let scope = podid_kind::CleanScope::OwnedBy(std::process::id());
+        if let Err(e) = podid_kind::clean_leftovers(&docker, None, scope).await {
+            errors.push(format!("kind: {e}"));
+        }
+    }
+    errors
 }
 
 /// `target/podid` under the given workspace root.

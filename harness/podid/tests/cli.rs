@@ -439,7 +439,7 @@ fn an_unknown_provider_is_one_line_and_exit_2_from_the_flag_or_the_environment()
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", describe(&o));
         assert_eq!(
             stderr(&o),
-            "podid: unknown provider `nope`; valid providers: local\n",
+            "podid: unknown provider `nope`; valid providers: local, kind\n",
             "{args:?}"
         );
     }

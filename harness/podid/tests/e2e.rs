@@ -15,6 +15,7 @@ use std::sync::{Mutex, OnceLock};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use podid::lifecycle;
+use podid::provider::kind::KindOptions;
 use podid::provider::{ProbeCommand, ProviderKind};
 use podid::runner::{self, Environment, Plan, PlannedTrial};
 use podid::session::{self, SKIP_E2E_VAR, SessionOptions};
@@ -62,6 +63,7 @@ async fn start_environment() -> Result<Environment, String> {
         output_dir: session::default_output_dir(&workspace()),
         probe: ProbeCommand::binary(PathBuf::from(env!("CARGO_BIN_EXE_podid-probe"))),
         toolchain: ToolchainConfig::from_env(),
+        kind: KindOptions::from_env(),
     };
     let kind = shared().provider;
     let started = std::time::Instant::now();
@@ -109,7 +111,7 @@ fn register_interrupt_cleanup() {
             eprintln!("e2e: interrupted; removing this run's processes and namespaces");
             // Twice: a trial still running may record a pod between the two passes.
             for _ in 0..2 {
-                if let Err(e) = podid_local::clean_own_runs() {
+                for e in rt.block_on(session::clean_own_runs()) {
                     eprintln!("e2e: cleanup after interrupt failed: {e}");
                 }
             }

@@ -1,5 +1,6 @@
 //! Prepares the toolchain in the default cache and prints what happened with timings:
-//! `cargo run -p podid-toolchain --example ensure [-- --status | --system-packages]`.
+//! `cargo run -p podid-toolchain --example ensure [-- --status | --system-packages | --kind]`.
+//! `--kind` prepares only the kind node image inputs ([`podid_toolchain::ensure_kind`]).
 
 use std::time::Instant;
 
@@ -22,8 +23,14 @@ impl BuildObserver for PrintingObserver {
 
 fn main() {
     let cfg = ToolchainConfig::from_env();
+    let kind = std::env::args().any(|a| a == "--kind");
     if std::env::args().any(|a| a == "--status") {
-        for status in podid_toolchain::status(&cfg) {
+        let statuses = if kind {
+            podid_toolchain::kind_status(&cfg)
+        } else {
+            podid_toolchain::status(&cfg)
+        };
+        for status in statuses {
             println!("{} {}: {:?}", status.artifact, status.version, status.state);
         }
         return;
@@ -37,6 +44,19 @@ fn main() {
             std::process::exit(1);
         }
         println!("iptables and ip are present");
+        return;
+    }
+    if kind {
+        match podid_toolchain::ensure_kind(&cfg, &observer) {
+            Ok(toolchain) => {
+                println!("{toolchain:#?}");
+                println!("total {:.1}s", observer.start.elapsed().as_secs_f64());
+            }
+            Err(err) => {
+                eprintln!("error: {err}");
+                std::process::exit(1);
+            }
+        }
         return;
     }
     match podid_toolchain::ensure(&cfg, &observer) {

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::cache_layout::{CacheKey, CacheLayout};
-use crate::component::{Artifact, Component};
+use crate::component::{Artifact, Component, MODULE_LINK};
 use crate::digest::sha256_file;
 use crate::error::ToolchainError;
 use crate::go_tool::GoTool;
@@ -94,6 +94,20 @@ pub(crate) fn build_component(
             }
         }
         RecipeOutput::ModuleDir => copy_crds(&stdout, &staging).map_err(&failed)?,
+        RecipeOutput::ModuleLink => {
+            link_module(&stdout, &staging, &layout.entry_dir(key), layout.root())
+                .map_err(&failed)?;
+            for artifact in component.artifacts() {
+                let path = staging.join(artifact.relative_path());
+                if !path.is_file() {
+                    return Err(failed(format!(
+                        "the module has no {} ({} is missing)",
+                        artifact,
+                        path.display()
+                    )));
+                }
+            }
+        }
     }
 
     let artifacts = component
@@ -174,38 +188,36 @@ fn verify_binary(staging: &Path, artifact: Artifact, log: &Mutex<File>) -> Resul
     let Some(expected) = artifact.expected_version_text() else {
         return Ok(());
     };
+    let args = artifact.version_probe_args();
+    let probe = format!("{artifact} {}", args.join(" "));
     let output = run_probe(
         &path,
-        &["--version"],
+        args,
         artifact.version_probe_env(),
         Duration::from_secs(30),
     )
-    .map_err(|e| format!("{artifact} --version: {e}"))?;
+    .map_err(|e| format!("{probe}: {e}"))?;
     if let Ok(mut file) = log.lock() {
-        let _ = writeln!(
-            file,
-            "podid: $ {artifact} --version\n{}",
-            output.text.trim_end()
-        );
+        let _ = writeln!(file, "podid: $ {probe}\n{}", output.text.trim_end());
     }
     if !output.status.success() {
         return Err(format!(
-            "{artifact} --version exited with {}: {}",
+            "{probe} exited with {}: {}",
             output.status,
             output.text.lines().next().unwrap_or("")
         ));
     }
     if !output.text.contains(&expected) {
         return Err(format!(
-            "{artifact} --version does not mention {expected:?}: {}",
+            "{probe} does not mention {expected:?}: {}",
             output.text.trim()
         ));
     }
     Ok(())
 }
 
-/// Copies the CRD manifest out of the module directory `go mod download -json` reported.
-fn copy_crds(download_json: &str, staging: &Path) -> Result<(), String> {
+/// The module directory `go mod download -json` reported.
+fn downloaded_module_dir(download_json: &str) -> Result<PathBuf, String> {
     #[derive(serde::Deserialize)]
     struct Download {
         #[serde(rename = "Dir")]
@@ -218,9 +230,39 @@ fn copy_crds(download_json: &str, staging: &Path) -> Result<(), String> {
     if let Some(error) = download.error {
         return Err(format!("go mod download: {error}"));
     }
-    let dir = download
+    download
         .dir
-        .ok_or("`go mod download -json` reported no module directory")?;
+        .ok_or_else(|| "`go mod download -json` reported no module directory".to_string())
+}
+
+/// Links `staging/module` to the module directory `go mod download -json` reported. The link is
+/// relative when the module lies inside the cache, so a moved or restored cache still resolves;
+/// it is computed for the final `entry`, which sits as deep below the cache root as `staging`.
+fn link_module(
+    download_json: &str,
+    staging: &Path,
+    entry: &Path,
+    cache_root: &Path,
+) -> Result<(), String> {
+    let dir = downloaded_module_dir(download_json)?;
+    let target = match (dir.strip_prefix(cache_root), entry.strip_prefix(cache_root)) {
+        (Ok(inside), Ok(entry_rel)) => {
+            let mut up = PathBuf::new();
+            for _ in entry_rel.components() {
+                up.push("..");
+            }
+            up.join(inside)
+        }
+        _ => dir.clone(),
+    };
+    let link = staging.join(MODULE_LINK);
+    std::os::unix::fs::symlink(&target, &link)
+        .map_err(|e| format!("linking {} to {}: {e}", link.display(), target.display()))
+}
+
+/// Copies the CRD manifest out of the module directory `go mod download -json` reported.
+fn copy_crds(download_json: &str, staging: &Path) -> Result<(), String> {
+    let dir = downloaded_module_dir(download_json)?;
     let source = dir.join(CRD_MANIFEST_IN_MODULE);
     let target = staging.join(Artifact::Crds.relative_path());
     if let Some(parent) = target.parent() {

@@ -187,6 +187,17 @@ mod tests {
     }
 
     #[test]
+    fn staging_and_entries_are_equally_deep_so_relative_module_links_survive_the_rename() {
+        let layout = CacheLayout::new(Path::new("/c"));
+        let key = CacheKey::new(Component::KindSource, None);
+        let depth = |p: PathBuf| p.strip_prefix("/c").unwrap().components().count();
+        assert_eq!(
+            depth(layout.staging_dir(Component::KindSource)),
+            depth(layout.entry_dir(&key))
+        );
+    }
+
+    #[test]
     fn layout_paths() {
         let layout = CacheLayout::new(Path::new("/c"));
         assert_eq!(layout.lock_file(), Path::new("/c/.lock"));

@@ -60,7 +60,7 @@ impl Overrides {
             Artifact::KubeApiserver => self.kube_apiserver.as_ref(),
             Artifact::Nmi => self.nmi.as_ref(),
             Artifact::Mic => self.mic.as_ref(),
-            Artifact::Crds => None,
+            _ => None,
         }
     }
 }

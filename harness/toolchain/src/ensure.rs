@@ -7,15 +7,18 @@ use std::sync::Mutex;
 use crate::builder::build_component;
 use crate::cache_layout::{CacheKey, CacheLayout, GoIdentity};
 use crate::cache_lock::CacheLock;
-use crate::component::{Artifact, Component};
+use crate::component::{Artifact, Component, MODULE_LINK};
 use crate::config::ToolchainConfig;
 use crate::error::ToolchainError;
 use crate::go_tool::{BuildEnvironment, GoTool};
 use crate::manifest::{Manifest, verify_entry};
 use crate::observer::{BuildEvent, BuildObserver};
 use crate::override_check::{check_override, executable_problem};
+use crate::pins::PAUSE_SOURCE_IN_MODULE;
 use crate::preflight::preflight;
-use crate::toolchain::{ArtifactState, ComponentStatus, ComponentVersions, Toolchain};
+use crate::toolchain::{
+    ArtifactState, ComponentStatus, ComponentVersions, KindToolchain, KindVersions, Toolchain,
+};
 
 /// Environment variable setting how many components build at once (default 1).
 pub const JOBS_VAR: &str = "PODID_TOOLCHAIN_JOBS";
@@ -31,10 +34,100 @@ pub(crate) fn ensure_with(
     jobs: usize,
     observer: &dyn BuildObserver,
 ) -> Result<Toolchain, ToolchainError> {
+    let p = prepare(cfg, env, jobs, observer, &Component::ALL, &Artifact::ALL)?;
+    Ok(Toolchain {
+        etcd: p.path(Artifact::Etcd),
+        kube_apiserver: p.path(Artifact::KubeApiserver),
+        nmi: p.path(Artifact::Nmi),
+        mic: p.path(Artifact::Mic),
+        crds: p.path(Artifact::Crds),
+        versions: ComponentVersions {
+            etcd: p.version(Artifact::Etcd),
+            kube_apiserver: p.version(Artifact::KubeApiserver),
+            nmi: p.version(Artifact::Nmi),
+            mic: p.version(Artifact::Mic),
+            crds: p.version(Artifact::Crds),
+            go: p.go,
+        },
+    })
+}
+
+/// [`crate::ensure_kind`] with an explicit environment.
+pub(crate) fn ensure_kind_with(
+    cfg: &ToolchainConfig,
+    env: &BuildEnvironment,
+    jobs: usize,
+    observer: &dyn BuildObserver,
+) -> Result<KindToolchain, ToolchainError> {
+    let p = prepare(cfg, env, jobs, observer, &Component::KIND, &Artifact::KIND)?;
+    // Hand out the module directories themselves rather than the entries' links to them.
+    let module_dir = |component: Component| {
+        let link = p.entries[&component].join(MODULE_LINK);
+        std::fs::canonicalize(&link).unwrap_or(link)
+    };
+    let kubernetes_module_dir = module_dir(Component::KubernetesSource);
+    Ok(KindToolchain {
+        kubeadm: p.path(Artifact::Kubeadm),
+        kubelet: p.path(Artifact::Kubelet),
+        kubectl: p.path(Artifact::Kubectl),
+        kube_proxy: p.path(Artifact::KubeProxy),
+        kube_scheduler: p.path(Artifact::KubeScheduler),
+        kube_controller_manager: p.path(Artifact::KubeControllerManager),
+        kind: p.path(Artifact::Kind),
+        coredns: p.path(Artifact::Coredns),
+        kind_module_dir: module_dir(Component::KindSource),
+        pause_source: kubernetes_module_dir.join(PAUSE_SOURCE_IN_MODULE),
+        kubernetes_module_dir,
+        aad_pod_identity_module_dir: module_dir(Component::AadPodIdentitySource),
+        versions: KindVersions {
+            kubernetes: p.version(Artifact::Kubelet),
+            kind: p.version(Artifact::Kind),
+            coredns: p.version(Artifact::Coredns),
+            aad_pod_identity: p.version(Artifact::StandardManifest),
+            go: p.go,
+        },
+    })
+}
+
+/// What [`prepare`] found or built: a cache entry per component, overrides per artifact.
+struct Prepared {
+    entries: BTreeMap<Component, PathBuf>,
+    overridden: BTreeMap<Artifact, (PathBuf, String)>,
+    go: Option<String>,
+}
+
+impl Prepared {
+    /// The override, or the artifact inside its component's entry.
+    fn path(&self, artifact: Artifact) -> PathBuf {
+        match self.overridden.get(&artifact) {
+            Some((path, _)) => path.clone(),
+            None => self.entries[&artifact.component()].join(artifact.relative_path()),
+        }
+    }
+
+    /// What the override's `--version` printed, or the pinned version.
+    fn version(&self, artifact: Artifact) -> String {
+        match self.overridden.get(&artifact) {
+            Some((_, version)) => version.clone(),
+            None => artifact.component().version().to_string(),
+        }
+    }
+}
+
+/// Makes `artifacts` (all produced by `components`) available: overrides are checked, verified
+/// cache entries reused, and the rest built under the cache lock.
+fn prepare(
+    cfg: &ToolchainConfig,
+    env: &BuildEnvironment,
+    jobs: usize,
+    observer: &dyn BuildObserver,
+    components: &[Component],
+    artifacts: &[Artifact],
+) -> Result<Prepared, ToolchainError> {
     let layout = CacheLayout::new(&cfg.cache_dir);
 
     let mut overridden: BTreeMap<Artifact, (PathBuf, String)> = BTreeMap::new();
-    for artifact in Artifact::ALL {
+    for &artifact in artifacts {
         if let Some(path) = cfg.overrides.get(artifact) {
             let version = check_override(artifact, path)?;
             observer.event(BuildEvent::Overridden {
@@ -45,8 +138,9 @@ pub(crate) fn ensure_with(
             overridden.insert(artifact, (path.clone(), version));
         }
     }
-    let needed: Vec<Component> = Component::ALL
-        .into_iter()
+    let needed: Vec<Component> = components
+        .iter()
+        .copied()
         .filter(|c| c.artifacts().iter().any(|a| !overridden.contains_key(a)))
         .collect();
 
@@ -95,32 +189,10 @@ pub(crate) fn ensure_with(
         let _ = std::fs::remove_dir(&staging);
     }
 
-    let path_of = |artifact: Artifact| -> PathBuf {
-        match overridden.get(&artifact) {
-            Some((path, _)) => path.clone(),
-            None => entries[&artifact.component()].join(artifact.relative_path()),
-        }
-    };
-    let version_of = |artifact: Artifact| -> String {
-        match overridden.get(&artifact) {
-            Some((_, version)) => version.clone(),
-            None => artifact.component().version().to_string(),
-        }
-    };
-    Ok(Toolchain {
-        etcd: path_of(Artifact::Etcd),
-        kube_apiserver: path_of(Artifact::KubeApiserver),
-        nmi: path_of(Artifact::Nmi),
-        mic: path_of(Artifact::Mic),
-        crds: path_of(Artifact::Crds),
-        versions: ComponentVersions {
-            etcd: version_of(Artifact::Etcd),
-            kube_apiserver: version_of(Artifact::KubeApiserver),
-            nmi: version_of(Artifact::Nmi),
-            mic: version_of(Artifact::Mic),
-            crds: version_of(Artifact::Crds),
-            go: identity.map(|g| g.version),
-        },
+    Ok(Prepared {
+        entries,
+        overridden,
+        go: identity.map(|g| g.version),
     })
 }
 
@@ -197,13 +269,18 @@ pub(crate) fn find_entry(
         .ok_or_else(|| "not built yet (and `go` is unavailable to tell which build fits)".into())
 }
 
-/// [`crate::status`] with an explicit environment.
-pub(crate) fn status_with(cfg: &ToolchainConfig, env: &BuildEnvironment) -> Vec<ComponentStatus> {
+/// [`crate::status`] (`artifacts` = [`Artifact::ALL`]) or [`crate::kind_status`]
+/// ([`Artifact::KIND`]) with an explicit environment.
+pub(crate) fn status_with(
+    cfg: &ToolchainConfig,
+    env: &BuildEnvironment,
+    artifacts: &[Artifact],
+) -> Vec<ComponentStatus> {
     let layout = CacheLayout::new(&cfg.cache_dir);
     let identity = GoTool::probe(env).ok().map(|go| GoIdentity::of(&go));
-    Artifact::ALL
-        .into_iter()
-        .map(|artifact| {
+    artifacts
+        .iter()
+        .map(|&artifact| {
             let component = artifact.component();
             let state = match cfg.overrides.get(artifact) {
                 Some(path) => ArtifactState::Overridden {

@@ -48,9 +48,7 @@ pub(crate) struct ManifestArtifact {
 impl Manifest {
     /// The key this manifest was built for, as recorded.
     pub fn key(&self) -> Option<CacheKey> {
-        let component = Component::ALL
-            .into_iter()
-            .find(|c| c.slug() == self.component)?;
+        let component = Component::every().find(|c| c.slug() == self.component)?;
         let go = match (&self.go_version, &self.goos, &self.goarch) {
             (Some(version), Some(goos), Some(goarch)) => Some(GoIdentity {
                 version: version.clone(),

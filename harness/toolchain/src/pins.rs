@@ -11,6 +11,12 @@ pub const KUBERNETES_VERSION: &str = "v1.36.3";
 pub const AAD_POD_IDENTITY_VERSION: &str = "v1.8.17";
 /// Upstream commit of the aad-pod-identity tag, stamped into the NMI/MIC version output.
 pub const AAD_POD_IDENTITY_COMMIT: &str = "d17ea6a41aed5284fda895d6d48f50cc5f9f175f";
+/// kind release the `kind` CLI and the node image's base files come from (`sigs.k8s.io/kind`).
+pub const KIND_VERSION: &str = "v0.33.0";
+/// CoreDNS release the cluster DNS binary of a kind node is built from.
+pub const COREDNS_VERSION: &str = "v1.14.2";
+/// Upstream commit of the CoreDNS tag, stamped into `coredns -version` like upstream's release builds.
+pub const COREDNS_COMMIT: &str = "dd1df4f5db93767a44e37638df44969503b320d2";
 
 /// Bumped whenever build flags or the cache layout change, so old cache entries are rebuilt.
 pub const RECIPE_REVISION: u32 = 1;
@@ -20,6 +26,9 @@ pub const BUILD_DATE: &str = "1970-01-01T00:00:00Z";
 
 /// Path of the CRD manifest inside the aad-pod-identity module.
 pub const CRD_MANIFEST_IN_MODULE: &str = "charts/aad-pod-identity/crds/crd.yaml";
+
+/// Path of the pause container's source inside the Kubernetes module.
+pub const PAUSE_SOURCE_IN_MODULE: &str = "build/pause/linux/pause.c";
 
 /// The three files of one wrapper Go module.
 #[derive(Debug, Clone, Copy)]
@@ -56,6 +65,31 @@ pub const AAD_POD_IDENTITY_WRAPPER: WrapperModule = WrapperModule {
     go_mod: include_str!("../../../fixtures/toolchain/aad-pod-identity/go.mod"),
     go_sum: include_str!("../../../fixtures/toolchain/aad-pod-identity/go.sum"),
     tools_go: include_str!("../../../fixtures/toolchain/aad-pod-identity/tools.go"),
+};
+
+/// Wrapper module pinning `k8s.io/kubernetes` for a kind node's binaries (kubeadm, kubelet,
+/// kubectl, kube-proxy, kube-scheduler, kube-controller-manager); same pins as kube-apiserver's.
+pub const KUBE_NODE_WRAPPER: WrapperModule = WrapperModule {
+    name: "kube-node",
+    go_mod: include_str!("../../../fixtures/toolchain/kube-node/go.mod"),
+    go_sum: include_str!("../../../fixtures/toolchain/kube-node/go.sum"),
+    tools_go: include_str!("../../../fixtures/toolchain/kube-node/tools.go"),
+};
+
+/// Wrapper module pinning `sigs.k8s.io/kind`.
+pub const KIND_WRAPPER: WrapperModule = WrapperModule {
+    name: "kind",
+    go_mod: include_str!("../../../fixtures/toolchain/kind/go.mod"),
+    go_sum: include_str!("../../../fixtures/toolchain/kind/go.sum"),
+    tools_go: include_str!("../../../fixtures/toolchain/kind/tools.go"),
+};
+
+/// Wrapper module pinning `github.com/coredns/coredns`.
+pub const COREDNS_WRAPPER: WrapperModule = WrapperModule {
+    name: "coredns",
+    go_mod: include_str!("../../../fixtures/toolchain/coredns/go.mod"),
+    go_sum: include_str!("../../../fixtures/toolchain/coredns/go.sum"),
+    tools_go: include_str!("../../../fixtures/toolchain/coredns/tools.go"),
 };
 
 impl WrapperModule {
@@ -100,6 +134,18 @@ mod tests {
             AAD_POD_IDENTITY_WRAPPER.required_version("github.com/Azure/aad-pod-identity"),
             Some(AAD_POD_IDENTITY_VERSION)
         );
+        assert_eq!(
+            KUBE_NODE_WRAPPER.required_version("k8s.io/kubernetes"),
+            Some(KUBERNETES_VERSION)
+        );
+        assert_eq!(
+            KIND_WRAPPER.required_version("sigs.k8s.io/kind"),
+            Some(KIND_VERSION)
+        );
+        assert_eq!(
+            COREDNS_WRAPPER.required_version("github.com/coredns/coredns"),
+            Some(COREDNS_VERSION)
+        );
     }
 
     #[test]
@@ -110,6 +156,42 @@ mod tests {
         assert!(ETCD_WRAPPER.go_sum.contains(&needle));
         let needle = format!("github.com/Azure/aad-pod-identity {AAD_POD_IDENTITY_VERSION} h1:");
         assert!(AAD_POD_IDENTITY_WRAPPER.go_sum.contains(&needle));
+        let needle = format!("k8s.io/kubernetes {KUBERNETES_VERSION} h1:");
+        assert!(KUBE_NODE_WRAPPER.go_sum.contains(&needle));
+        let needle = format!("sigs.k8s.io/kind {KIND_VERSION} h1:");
+        assert!(KIND_WRAPPER.go_sum.contains(&needle));
+        let needle = format!("github.com/coredns/coredns {COREDNS_VERSION} h1:");
+        assert!(COREDNS_WRAPPER.go_sum.contains(&needle));
+    }
+
+    #[test]
+    fn kube_node_pins_the_same_staging_modules_and_imports_every_node_binary() {
+        let replaces = |w: &WrapperModule| -> Vec<&'static str> {
+            let go_mod = w.go_mod;
+            go_mod
+                .lines()
+                .filter(|l| l.starts_with("replace "))
+                .collect()
+        };
+        assert_eq!(
+            replaces(&KUBE_NODE_WRAPPER),
+            replaces(&KUBE_APISERVER_WRAPPER)
+        );
+        assert_eq!(
+            KUBE_NODE_WRAPPER.required_go(),
+            KUBE_APISERVER_WRAPPER.required_go()
+        );
+        for cmd in [
+            "kubeadm",
+            "kubelet",
+            "kubectl",
+            "kube-proxy",
+            "kube-scheduler",
+            "kube-controller-manager",
+        ] {
+            let import = format!("_ \"k8s.io/kubernetes/cmd/{cmd}\"");
+            assert!(KUBE_NODE_WRAPPER.tools_go.contains(&import), "{import}");
+        }
     }
 
     #[test]
@@ -131,5 +213,8 @@ mod tests {
         assert_eq!(KUBE_APISERVER_WRAPPER.required_go(), Some("1.26.0"));
         assert_eq!(ETCD_WRAPPER.required_go(), Some("1.25.0"));
         assert_eq!(AAD_POD_IDENTITY_WRAPPER.required_go(), Some("1.18"));
+        assert_eq!(KUBE_NODE_WRAPPER.required_go(), Some("1.26.0"));
+        assert_eq!(KIND_WRAPPER.required_go(), Some("1.17"));
+        assert_eq!(COREDNS_WRAPPER.required_go(), Some("1.25.0"));
     }
 }

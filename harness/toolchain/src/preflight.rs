@@ -138,6 +138,17 @@ fn hint(components: &[Component]) -> String {
             ". The aad-pod-identity CRD manifest is always fetched through the module proxy.",
         );
     }
+    if components.iter().any(|c| {
+        matches!(
+            c,
+            Component::KindSource | Component::KubernetesSource | Component::AadPodIdentitySource
+        )
+    }) {
+        hint.push_str(
+            ". kind's node files, pause.c and aad-pod-identity's manifests are read from module \
+             sources, which are always fetched through the module proxy.",
+        );
+    }
     hint
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::component::{Artifact, Component};
 use crate::config::{Overrides, ToolchainConfig};
-use crate::ensure::{ensure_with, status_with};
+use crate::ensure::{ensure_kind_with, ensure_with, status_with};
 use crate::error::ToolchainError;
 use crate::go_tool::BuildEnvironment;
 use crate::observer::{BuildEvent, NoopObserver, RecordingObserver};
@@ -21,6 +21,7 @@ const FAKE_GO: &str = r#"#!/bin/sh
 # Stand-in for `go`: answers the calls podid makes and appends each build to calls.log.
 here="@HERE@"
 mk() { printf '#!/bin/sh\necho "%s"\n' "$2" > "$1"; chmod +x "$1"; }
+mkq() { { echo '#!/bin/sh'; echo "cat <<'EOF'"; echo "$2"; echo 'EOF'; } > "$1"; chmod +x "$1"; }
 case "$1" in
   env)
     version=$(cat "$here/goversion" 2>/dev/null || echo go1.26.8)
@@ -34,11 +35,32 @@ case "$1" in
     ;;
   mod)
     [ -f go.mod ] || { echo "no wrapper go.mod in $PWD" >&2; exit 9; }
-    moddir="$GOMODCACHE/fake/aad-pod-identity@v1.8.17"
-    mkdir -p "$moddir/charts/aad-pod-identity/crds"
-    echo "kind: CustomResourceDefinition" > "$moddir/charts/aad-pod-identity/crds/crd.yaml"
-    echo "crds" >> "$here/calls.log"
-    printf '{"Path":"github.com/Azure/aad-pod-identity","Dir":"%s"}\n' "$moddir"
+    case "$4" in
+      sigs.k8s.io/kind@v0.33.0)
+        moddir="$GOMODCACHE/fake/kind@v0.33.0"
+        mkdir -p "$moddir/images/base/files/usr/local/bin" "$moddir/images/base/files/etc/containerd"
+        echo "exec init" > "$moddir/images/base/files/usr/local/bin/entrypoint"
+        echo "version = 2" > "$moddir/images/base/files/etc/containerd/config.toml"
+        echo "kind-source" >> "$here/calls.log" ;;
+      k8s.io/kubernetes@v1.36.3)
+        moddir="$GOMODCACHE/fake/kubernetes@v1.36.3"
+        mkdir -p "$moddir/build/pause/linux"
+        echo "int main() { return 0; }" > "$moddir/build/pause/linux/pause.c"
+        echo "kubernetes-source" >> "$here/calls.log" ;;
+      *)
+        moddir="$GOMODCACHE/fake/aad-pod-identity@v1.8.17"
+        mkdir -p "$moddir/charts/aad-pod-identity/crds" "$moddir/deploy/infra/noazurejson"
+        echo "kind: CustomResourceDefinition" > "$moddir/charts/aad-pod-identity/crds/crd.yaml"
+        echo "kind: DaemonSet" > "$moddir/deploy/infra/noazurejson/deployment-rbac.yaml"
+        echo "kind: DaemonSet" > "$moddir/deploy/infra/managed-mode-deployment.yaml"
+        # Both the CRD manifest and the source link download this module; the staging
+        # directory tells them apart.
+        case "$PWD" in
+          */aad-pod-identity-source-*) echo "aad-pod-identity-source" >> "$here/calls.log" ;;
+          *) echo "crds" >> "$here/calls.log" ;;
+        esac ;;
+    esac
+    printf '{"Path":"%s","Dir":"%s"}\n' "${4%@*}" "$moddir"
     ;;
   build)
     [ -f go.mod ] && [ -f go.sum ] && [ -f tools.go ] || { echo "wrapper missing in $PWD" >&2; exit 9; }
@@ -48,7 +70,16 @@ case "$1" in
     for a in "$@"; do [ "$prev" = "-o" ] && out="$a"; prev="$a"; done
     echo "building into $out"
     sleep 0.2
+    case "$*" in
+      *k8s.io/kubernetes/cmd/kubelet*)
+        mkq "${out}kubeadm" 'kubeadm version: &version.Info{Major:"1", Minor:"36", GitVersion:"v1.36.3"}'
+        mkq "${out}kubectl" "Client Version: v1.36.3"
+        for b in kubelet kube-proxy kube-scheduler kube-controller-manager; do mk "$out$b" "Kubernetes v1.36.3"; done
+        echo "kube-node" >> "$here/calls.log"; exit 0 ;;
+    esac
     case "$out" in
+      */kind) mk "$out" "kind version 0.33.0"; echo "kind" >> "$here/calls.log" ;;
+      */coredns) mk "$out" "CoreDNS-1.14.2"; echo "coredns" >> "$here/calls.log" ;;
       */) mk "${out}nmi" "NMI Version: v1.8.17"; mk "${out}mic" "MIC Version: v1.8.17"; echo "aad-pod-identity" >> "$here/calls.log" ;;
       */etcd)
         v="etcd Version: 3.6.13"; [ -e "$here/wrong-version" ] && v="etcd Version: 3.4.23"
@@ -128,6 +159,15 @@ impl Fixture {
 }
 
 const ALL_BUILT: [&str; 4] = ["aad-pod-identity", "crds", "etcd", "kube-apiserver"];
+
+const KIND_BUILT: [&str; 6] = [
+    "aad-pod-identity-source",
+    "coredns",
+    "kind",
+    "kind-source",
+    "kube-node",
+    "kubernetes-source",
+];
 
 #[test]
 fn cold_ensure_builds_everything_once_and_warm_ensure_reuses_it() {
@@ -214,7 +254,7 @@ fn tampered_binary_is_reported_and_rebuilt() {
     let tc = ensure_with(&fx.config(), &fx.env(), 1, &NoopObserver).unwrap();
     std::fs::write(&tc.etcd, "#!/bin/sh\necho evil\n").unwrap();
 
-    let status = status_with(&fx.config(), &fx.env());
+    let status = status_with(&fx.config(), &fx.env(), &Artifact::ALL);
     let etcd = status
         .iter()
         .find(|s| s.artifact == Artifact::Etcd)
@@ -291,7 +331,7 @@ fn overrides_are_used_as_is_and_never_built() {
         version: "patched mic".into(),
     }));
 
-    let status = status_with(&cfg, &fx.env());
+    let status = status_with(&cfg, &fx.env(), &Artifact::ALL);
     let nmi = status.iter().find(|s| s.artifact == Artifact::Nmi).unwrap();
     assert_eq!(
         nmi.state,
@@ -360,7 +400,7 @@ fn without_go_a_warm_cache_is_still_used() {
     assert_eq!(reused.etcd, built.etcd);
     assert_eq!(reused.versions.go, None);
     assert_eq!(fx.calls().len(), 4);
-    let status = status_with(&fx.config(), &fx.env_without_go());
+    let status = status_with(&fx.config(), &fx.env_without_go(), &Artifact::ALL);
     assert!(
         status
             .iter()
@@ -436,7 +476,7 @@ fn failed_build_names_its_log_and_shows_the_tail() {
         text.contains(&log.display().to_string()) && text.contains("boom"),
         "{text}"
     );
-    let status = status_with(&cfg, &fx.env());
+    let status = status_with(&cfg, &fx.env(), &Artifact::ALL);
     let etcd = status
         .iter()
         .find(|s| s.artifact == Artifact::Etcd)
@@ -447,7 +487,7 @@ fn failed_build_names_its_log_and_shows_the_tail() {
 #[test]
 fn status_on_an_empty_cache_lists_every_artifact_missing() {
     let fx = Fixture::new();
-    let status = status_with(&fx.config(), &fx.env());
+    let status = status_with(&fx.config(), &fx.env(), &Artifact::ALL);
     let artifacts: Vec<Artifact> = status.iter().map(|s| s.artifact).collect();
     assert_eq!(artifacts, Artifact::ALL);
     assert!(status.iter().all(|s| s.state
@@ -480,7 +520,7 @@ fn a_binary_reporting_the_wrong_version_is_not_cached() {
         "{reason}"
     );
     assert!(tail.contains("etcd Version: 3.4.23"), "{tail}");
-    let status = status_with(&fx.config(), &fx.env());
+    let status = status_with(&fx.config(), &fx.env(), &Artifact::ALL);
     let etcd = status
         .iter()
         .find(|s| s.artifact == Artifact::Etcd)
@@ -491,4 +531,153 @@ fn a_binary_reporting_the_wrong_version_is_not_cached() {
             reason: "not built yet".into()
         }
     );
+}
+
+#[test]
+fn the_kind_set_is_built_only_when_asked_and_then_reused() {
+    let fx = Fixture::new();
+    ensure_with(&fx.config(), &fx.env(), 1, &NoopObserver).unwrap();
+    assert_eq!(
+        fx.sorted_calls(),
+        ALL_BUILT,
+        "ensure must not build the kind set"
+    );
+
+    let kt = ensure_kind_with(&fx.config(), &fx.env(), 1, &NoopObserver).unwrap();
+    let mut kind_calls = fx.calls()[ALL_BUILT.len()..].to_vec();
+    kind_calls.sort();
+    assert_eq!(kind_calls, KIND_BUILT);
+
+    let cache = fx.path("cache");
+    for (binary, name) in [
+        (&kt.kubeadm, "kubeadm"),
+        (&kt.kubelet, "kubelet"),
+        (&kt.kubectl, "kubectl"),
+        (&kt.kube_proxy, "kube-proxy"),
+        (&kt.kube_scheduler, "kube-scheduler"),
+        (&kt.kube_controller_manager, "kube-controller-manager"),
+    ] {
+        assert!(binary.starts_with(cache.join("kube-node")), "{binary:?}");
+        assert!(binary.ends_with(format!("bin/{name}")) && binary.is_file());
+    }
+    assert!(kt.kind.starts_with(cache.join("kind-cli")) && kt.kind.is_file());
+    assert!(kt.coredns.starts_with(cache.join("coredns")) && kt.coredns.is_file());
+
+    let gomod = std::fs::canonicalize(cache.join("gomod")).unwrap();
+    assert_eq!(kt.kind_module_dir, gomod.join("fake/kind@v0.33.0"));
+    assert!(
+        kt.kind_module_dir
+            .join("images/base/files/usr/local/bin/entrypoint")
+            .is_file()
+    );
+    assert_eq!(
+        kt.kubernetes_module_dir,
+        gomod.join("fake/kubernetes@v1.36.3")
+    );
+    assert_eq!(
+        kt.pause_source,
+        kt.kubernetes_module_dir.join("build/pause/linux/pause.c")
+    );
+    assert!(kt.pause_source.is_file());
+    assert_eq!(
+        kt.aad_pod_identity_module_dir,
+        gomod.join("fake/aad-pod-identity@v1.8.17")
+    );
+    assert!(
+        kt.aad_pod_identity_module_dir
+            .join("deploy/infra/noazurejson/deployment-rbac.yaml")
+            .is_file()
+    );
+    let link = std::fs::read_dir(cache.join("kind-source"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("module");
+    let target = std::fs::read_link(&link).unwrap();
+    assert!(target.is_relative(), "{target:?}");
+
+    assert_eq!(kt.versions.kubernetes, "v1.36.3");
+    assert_eq!(kt.versions.kind, "v0.33.0");
+    assert_eq!(kt.versions.coredns, "v1.14.2");
+    assert_eq!(kt.versions.aad_pod_identity, "v1.8.17");
+    assert_eq!(kt.versions.go.as_deref(), Some("go1.26.8"));
+
+    let warm = RecordingObserver::default();
+    assert_eq!(
+        ensure_kind_with(&fx.config(), &fx.env(), 1, &warm).unwrap(),
+        kt
+    );
+    assert_eq!(fx.calls().len(), ALL_BUILT.len() + KIND_BUILT.len());
+    let events = warm.events.into_inner().unwrap();
+    assert_eq!(events.len(), KIND_BUILT.len());
+    assert!(
+        events
+            .iter()
+            .all(|e| matches!(e, BuildEvent::Cached { .. }))
+    );
+}
+
+#[test]
+fn kind_status_reports_the_built_set_cached() {
+    let fx = Fixture::new();
+    let kt = ensure_kind_with(&fx.config(), &fx.env(), 1, &NoopObserver).unwrap();
+    let status = status_with(&fx.config(), &fx.env(), &Artifact::KIND);
+    assert!(
+        status
+            .iter()
+            .all(|s| matches!(s.state, ArtifactState::Cached { .. })),
+        "{status:?}"
+    );
+    let out = std::process::Command::new(&kt.kubeadm)
+        .arg("version")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("GitVersion:\"v1.36.3\""));
+}
+
+#[test]
+fn a_cleaned_module_cache_is_downloaded_and_linked_again() {
+    let fx = Fixture::new();
+    let kt = ensure_kind_with(&fx.config(), &fx.env(), 1, &NoopObserver).unwrap();
+    std::fs::remove_dir_all(&kt.kind_module_dir).unwrap();
+
+    let status = status_with(&fx.config(), &fx.env(), &Artifact::KIND);
+    let entrypoint = status
+        .iter()
+        .find(|s| s.artifact == Artifact::KindEntrypoint)
+        .unwrap();
+    match &entrypoint.state {
+        ArtifactState::Missing { reason } => assert!(reason.contains("unreadable"), "{reason}"),
+        other => panic!("entrypoint without its module reported as {other:?}"),
+    }
+
+    let again = ensure_kind_with(&fx.config(), &fx.env(), 1, &NoopObserver).unwrap();
+    assert_eq!(again, kt);
+    assert!(again.kind_module_dir.join("images/base/files").is_dir());
+    assert_eq!(
+        fx.calls().iter().filter(|c| *c == "kind-source").count(),
+        2,
+        "{:?}",
+        fx.calls()
+    );
+    assert_eq!(fx.calls().len(), KIND_BUILT.len() + 1, "{:?}", fx.calls());
+}
+
+#[test]
+fn a_moved_cache_still_finds_its_sources_without_go() {
+    let fx = Fixture::new();
+    ensure_kind_with(&fx.config(), &fx.env(), 1, &NoopObserver).unwrap();
+    std::fs::rename(fx.path("cache"), fx.path("moved")).unwrap();
+    let mut cfg = fx.config();
+    cfg.cache_dir = fx.path("moved");
+    let kt = ensure_kind_with(&cfg, &fx.env_without_go(), 1, &NoopObserver).unwrap();
+    assert_eq!(fx.calls().len(), KIND_BUILT.len(), "nothing is rebuilt");
+    assert!(
+        kt.pause_source
+            .starts_with(std::fs::canonicalize(fx.path("moved")).unwrap())
+    );
+    assert!(kt.pause_source.is_file());
+    assert_eq!(kt.versions.go, None);
 }

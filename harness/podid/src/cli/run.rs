@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use podid::lifecycle;
+use podid::provider::kind::KindOptions;
 use podid::provider::{ProbeCommand, ProviderKind};
 use podid::runner::{self, Trial};
 use podid::session::{self, SessionOptions};
@@ -54,6 +55,49 @@ pub struct RunArgs {
     pub steps: bool,
     #[command(flatten)]
     pub binaries: super::binaries::BinaryOverrides,
+    #[command(flatten)]
+    pub kind: KindArgs,
+}
+
+/// Flags of the kind provider (ignored by others).
+#[derive(Debug, Clone, Default, Args)]
+pub struct KindArgs {
+    /// kind: use the cluster an earlier `--reuse` run kept (creating it if none) and keep it
+    /// afterwards (also PODID_KIND_REUSE=1).
+    #[arg(long)]
+    pub reuse: bool,
+    /// kind: leave this run's cluster running afterwards, to inspect it.
+    #[arg(long)]
+    pub keep: bool,
+    /// kind: an NMI image to test instead of the pinned build (also PODID_NMI_IMAGE).
+    #[arg(long, value_name = "IMAGE")]
+    pub nmi_image: Option<String>,
+    /// kind: a MIC image (also PODID_MIC_IMAGE).
+    #[arg(long, value_name = "IMAGE")]
+    pub mic_image: Option<String>,
+    /// kind: a node image instead of the locally built one, e.g. a published kindest/node
+    /// (also PODID_KIND_NODE_IMAGE).
+    #[arg(long, value_name = "IMAGE")]
+    pub node_image: Option<String>,
+}
+
+impl KindArgs {
+    /// The options from the environment with these flags on top.
+    pub fn options(&self) -> KindOptions {
+        let mut options = KindOptions::from_env();
+        options.reuse |= self.reuse;
+        options.keep |= self.keep;
+        for (flag, slot) in [
+            (&self.nmi_image, &mut options.nmi_image),
+            (&self.mic_image, &mut options.mic_image),
+            (&self.node_image, &mut options.node_image),
+        ] {
+            if flag.is_some() {
+                slot.clone_from(flag);
+            }
+        }
+        options
+    }
 }
 
 /// Scenarios whose name contains `filter` and that carry any of `tags`.
@@ -89,10 +133,17 @@ fn workspace_output() -> PathBuf {
     session::default_output_dir(&std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")))
 }
 
-/// The probe runs as `podid probe …`, so one binary is all a user needs.
+/// The probe: `podid-probe` beside this binary when it was built (a quarter of the size, which
+/// matters when it is copied into a workload image), else `podid probe …`, so one binary is all
+/// a user needs.
 fn probe_command() -> ProbeCommand {
+    let podid = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("podid"));
+    let sibling = podid.with_file_name("podid-probe");
+    if sibling.is_file() {
+        return ProbeCommand::binary(sibling);
+    }
     ProbeCommand {
-        program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("podid")),
+        program: podid,
         args: vec!["probe".into()],
     }
 }
@@ -134,6 +185,7 @@ async fn run_trials(
         output_dir: out.clone(),
         probe: probe_command(),
         toolchain: args.binaries.config(),
+        kind: args.kind.options(),
     };
     let (env, figures) = tokio::select! {
         r = lifecycle::start(provider, options, &progress) => match r {
@@ -146,7 +198,9 @@ async fn run_trials(
         _ = tokio::signal::ctrl_c() => {
             progress.finish();
             eprintln!("podid: interrupted during start-up; removing what was started");
-            let _ = podid_local::clean_own_runs();
+            for e in session::clean_own_runs().await {
+                eprintln!("podid: cleanup after interrupt: {e}");
+            }
             return ExitCode::from(130);
         }
     };

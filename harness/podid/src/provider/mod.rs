@@ -8,9 +8,11 @@ pub mod cluster;
 pub mod error;
 #[cfg(test)]
 pub(crate) mod fake;
+pub mod kind;
 pub mod kube_objects;
 pub mod local;
 pub mod mock_cloud;
+pub mod mock_world;
 pub mod objects;
 pub mod registry;
 

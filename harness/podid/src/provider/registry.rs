@@ -14,6 +14,9 @@ pub enum ProviderKind {
     /// etcd, kube-apiserver, NMI and MIC as local processes; nodes and pods as network
     /// namespaces; the mock cloud in-process.
     Local,
+    /// A kind cluster (real kubelet, containerd, CNI) running NMI and MIC from upstream's
+    /// manifests; the mock cloud in-process, served on the cluster's own container network.
+    Kind,
 }
 
 /// A provider name that is not one of [`ProviderKind::ALL`].
@@ -24,13 +27,14 @@ pub struct UnknownProvider {
 }
 
 impl ProviderKind {
-    pub const ALL: [ProviderKind; 1] = [ProviderKind::Local];
+    pub const ALL: [ProviderKind; 2] = [ProviderKind::Local, ProviderKind::Kind];
     /// What runs when nothing is chosen.
     pub const DEFAULT: ProviderKind = ProviderKind::Local;
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Local => "local",
+            Self::Kind => "kind",
         }
     }
 
@@ -39,6 +43,9 @@ impl ProviderKind {
         match self {
             Self::Local => {
                 super::local::cluster_capabilities().union(&super::mock_cloud::capabilities())
+            }
+            Self::Kind => {
+                super::kind::cluster_capabilities().union(&super::mock_cloud::capabilities())
             }
         }
     }
@@ -84,8 +91,9 @@ mod tests {
         let err = ProviderKind::parse("nope").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown provider `nope`; valid providers: local"
+            "unknown provider `nope`; valid providers: local, kind"
         );
         assert_eq!(ProviderKind::choose(Some("local")), Ok(ProviderKind::Local));
+        assert_eq!(ProviderKind::choose(Some("kind")), Ok(ProviderKind::Kind));
     }
 }

@@ -17,10 +17,7 @@ use podid_probe::ProbeReport;
 use podid_scenario::NmiMode;
 use podid_toolchain::Toolchain;
 
-pub use start::{
-    AAD_ADDRESS, ARM_ADDRESS, BLOB_ADDRESS, MIC_NODE, MIC_PRINCIPAL, NODE_RESOURCE_GROUP,
-    scale_set_of,
-};
+pub use start::{AAD_ADDRESS, ARM_ADDRESS, BLOB_ADDRESS, MIC_NODE};
 
 use super::capability::{Capabilities, Capability};
 use super::cluster::{

@@ -7,16 +7,16 @@ use std::path::{Path, PathBuf};
 use podid_local::{
     Binaries, LocalCluster, LocalClusterConfig, MicCloudConfig, MicConfig, NmiConfig, NodeConfig,
 };
-use podid_mocks::{
-    CloudSpec, Endpoint, MachineKind, MockCloud, ServerHandle, ServicePrincipal, SpCredential,
-    SystemAssignedIdentity, VirtualMachine,
-};
+use podid_mocks::{Endpoint, MockCloud, ServerHandle};
 use podid_scenario::LOGICAL_NODES;
 use podid_toolchain::Toolchain;
 
 use crate::provider::ProviderError;
-use crate::provider::cluster::{Machine, NodeInfo};
+use crate::provider::cluster::NodeInfo;
 use crate::provider::mock_cloud::machine_ref;
+use crate::provider::mock_world::{
+    self, AAD_HOST, ARM_HOST, NODE_RESOURCE_GROUP, machine_of, provider_id_of,
+};
 
 /// Address of the mock AAD inside every node namespace (TEST-NET-1: never routed anywhere).
 pub const AAD_ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
@@ -24,28 +24,15 @@ pub const AAD_ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 pub const ARM_ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
 /// Address of the mock Blob service inside every node namespace.
 pub const BLOB_ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 12);
-/// Resource group of the node scale sets.
-pub const NODE_RESOURCE_GROUP: &str = "podid-nodes";
 /// The node whose namespace MIC runs in (standard mode), as a hostNetwork pod would.
 pub const MIC_NODE: &str = "node-0";
-/// Display name of MIC's service principal in the mock cloud.
-pub const MIC_PRINCIPAL: &str = "podid-mic";
-
-/// The scale set behind a logical node: one pool per node, so per-node views differ.
-pub fn scale_set_of(logical: &str) -> String {
-    format!("podid-pool{}", logical.trim_start_matches("node-"))
-}
 
 /// The host names every node and pod resolves to the mock cloud.
 pub fn cloud_hosts() -> Vec<(IpAddr, String)> {
     vec![
-        (AAD_ADDRESS.into(), "login.microsoftonline.com".into()),
-        (ARM_ADDRESS.into(), "management.azure.com".into()),
+        (AAD_ADDRESS.into(), AAD_HOST.into()),
+        (ARM_ADDRESS.into(), ARM_HOST.into()),
     ]
-}
-
-fn guid() -> String {
-    uuid::Uuid::new_v4().to_string()
 }
 
 fn err(action: &str, e: impl std::error::Error + Send + Sync + 'static) -> ProviderError {
@@ -74,69 +61,35 @@ pub struct LocalCloud {
     pub subscription: String,
 }
 
-/// Creates the mock cloud: one scale set per node, MIC's service principal, a CA for the run.
+/// Creates the mock cloud (see [`mock_world`]), its CA bundle and MIC's azure.json.
 pub fn create_cloud(work_dir: &Path) -> Result<LocalCloud, ProviderError> {
-    let subscription = guid();
-    let tenant = guid();
-    let secret = format!("podid-{}", guid());
-    let mic_principal = ServicePrincipal {
-        name: MIC_PRINCIPAL.into(),
-        client_id: guid(),
-        object_id: guid(),
-        credential: SpCredential::Secret {
-            secret: secret.clone(),
-        },
-    };
+    let world = mock_world::create(
+        [AAD_ADDRESS, ARM_ADDRESS, BLOB_ADDRESS]
+            .map(|a| a.to_string())
+            .to_vec(),
+    )?;
     let mic_cloud_config = work_dir.join("azure.json");
     let azure_json = MicCloudConfig {
-        tenant_id: &tenant,
-        subscription_id: &subscription,
+        tenant_id: &world.tenant_id,
+        subscription_id: &world.subscription_id,
         resource_group: NODE_RESOURCE_GROUP,
-        client_id: &mic_principal.client_id,
-        client_secret: &secret,
+        client_id: &world.mic.client_id,
+        client_secret: &world.mic.secret,
     }
     .render();
     write_private(&mic_cloud_config, &azure_json)
         .map_err(|e| err(&format!("writing {}", mic_cloud_config.display()), e))?;
-    let spec = CloudSpec {
-        tenant_id: tenant,
-        subscription_id: subscription.clone(),
-        machines: LOGICAL_NODES
-            .iter()
-            .map(|node| VirtualMachine {
-                name: scale_set_of(node),
-                resource_group: NODE_RESOURCE_GROUP.to_string(),
-                kind: MachineKind::ScaleSet { instances: 1 },
-                system_assigned: Some(SystemAssignedIdentity {
-                    principal_id: guid(),
-                    client_id: guid(),
-                }),
-                user_assigned: Vec::new(),
-                location: "eastus".into(),
-                provisioning_state: "Succeeded".into(),
-            })
-            .collect(),
-        service_principals: vec![mic_principal],
-        ..CloudSpec::default()
-    };
-    let cloud = MockCloud::builder()
-        .extra_sans([
-            AAD_ADDRESS.to_string(),
-            ARM_ADDRESS.to_string(),
-            BLOB_ADDRESS.to_string(),
-        ])
-        .build(spec)
-        .map_err(|e| err("creating the mock cloud", e))?;
     let ca_file = work_dir.join("cloud-ca.pem");
-    cloud
+    world
+        .cloud
         .tls()
         .write_ca_bundle(&ca_file)
         .map_err(|e| err("writing the cloud CA bundle", e))?;
     Ok(LocalCloud {
-        cloud,
+        cloud: world.cloud,
         ca_file,
         mic_cloud_config,
-        subscription,
+        subscription: world.subscription_id,
     })
 }
 
@@ -153,10 +106,7 @@ pub async fn start_cluster(
         .enumerate()
         .map(|(i, name)| NodeConfig {
             name: name.to_string(),
-            provider_id: format!(
-                "azure:///subscriptions/{subscription}/resourceGroups/{NODE_RESOURCE_GROUP}/providers/Microsoft.Compute/virtualMachineScaleSets/{}/virtualMachines/0",
-                scale_set_of(name)
-            ),
+            provider_id: provider_id_of(subscription, name),
             pod_cidr_index: u8::try_from(i + 1).unwrap_or(1),
             extra_addresses: vec![AAD_ADDRESS, ARM_ADDRESS, BLOB_ADDRESS],
         })
@@ -205,10 +155,7 @@ pub async fn serve_cloud_in_nodes(
         let node = cluster
             .node(logical)
             .ok_or_else(|| ProviderError::plain(format!("the local cluster has no {logical}")))?;
-        let machine = Machine::ScaleSetInstance {
-            scale_set: scale_set_of(logical),
-            instance: 0,
-        };
+        let machine = machine_of(logical);
         let endpoints = [
             (
                 Endpoint::Imds {

@@ -1,0 +1,146 @@
+//! The mock cloud every mock-backed provider starts from: one scale set per logical node (so
+//! per-node views differ), MIC's service principal, and a CA for the run. Providers differ only
+//! in where they serve it and how MIC gets its credentials.
+
+use podid_mocks::{
+    CloudSpec, MachineKind, MockCloud, ServicePrincipal, SpCredential, SystemAssignedIdentity,
+    VirtualMachine,
+};
+use podid_scenario::LOGICAL_NODES;
+
+use super::cluster::Machine;
+use super::error::ProviderError;
+
+/// Resource group of the node scale sets.
+pub const NODE_RESOURCE_GROUP: &str = "podid-nodes";
+/// Display name of MIC's service principal in the mock cloud.
+pub const MIC_PRINCIPAL: &str = "podid-mic";
+/// Host name of the mock AAD (public cloud), resolved to the mock by nodes and pods.
+pub const AAD_HOST: &str = "login.microsoftonline.com";
+/// Host name of the mock ARM (public cloud).
+pub const ARM_HOST: &str = "management.azure.com";
+
+/// The scale set behind a logical node: one pool per node, so per-node views differ.
+pub fn scale_set_of(logical: &str) -> String {
+    format!("podid-pool{}", logical.trim_start_matches("node-"))
+}
+
+/// The machine behind a logical node: instance 0 of its own scale set.
+pub fn machine_of(logical: &str) -> Machine {
+    Machine::ScaleSetInstance {
+        scale_set: scale_set_of(logical),
+        instance: 0,
+    }
+}
+
+/// The Azure `providerID` of a logical node, which MIC parses to find its scale set.
+pub fn provider_id_of(subscription: &str, logical: &str) -> String {
+    format!(
+        "azure:///subscriptions/{subscription}/resourceGroups/{NODE_RESOURCE_GROUP}/providers/Microsoft.Compute/virtualMachineScaleSets/{}/virtualMachines/0",
+        scale_set_of(logical)
+    )
+}
+
+/// MIC's service principal: the credentials MIC signs in to ARM with.
+#[derive(Clone)]
+pub struct MicPrincipal {
+    pub client_id: String,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for MicPrincipal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MicPrincipal")
+            .field("client_id", &self.client_id)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A created mock cloud and the values providers hand to the cluster.
+pub struct MockWorld {
+    pub cloud: MockCloud,
+    pub tenant_id: String,
+    pub subscription_id: String,
+    pub mic: MicPrincipal,
+}
+
+fn guid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Creates the mock cloud; `extra_sans` are the addresses its certificates must also cover.
+pub fn create(extra_sans: Vec<String>) -> Result<MockWorld, ProviderError> {
+    let subscription_id = guid();
+    let tenant_id = guid();
+    let mic = MicPrincipal {
+        client_id: guid(),
+        secret: format!("podid-{}", guid()),
+    };
+    let spec = CloudSpec {
+        tenant_id: tenant_id.clone(),
+        subscription_id: subscription_id.clone(),
+        machines: LOGICAL_NODES
+            .iter()
+            .map(|node| VirtualMachine {
+                name: scale_set_of(node),
+                resource_group: NODE_RESOURCE_GROUP.to_string(),
+                kind: MachineKind::ScaleSet { instances: 1 },
+                system_assigned: Some(SystemAssignedIdentity {
+                    principal_id: guid(),
+                    client_id: guid(),
+                }),
+                user_assigned: Vec::new(),
+                location: "eastus".into(),
+                provisioning_state: "Succeeded".into(),
+            })
+            .collect(),
+        service_principals: vec![ServicePrincipal {
+            name: MIC_PRINCIPAL.into(),
+            client_id: mic.client_id.clone(),
+            object_id: guid(),
+            credential: SpCredential::Secret {
+                secret: mic.secret.clone(),
+            },
+        }],
+        ..CloudSpec::default()
+    };
+    let cloud = MockCloud::builder()
+        .extra_sans(extra_sans)
+        .build(spec)
+        .map_err(|e| ProviderError::new("creating the mock cloud", e))?;
+    Ok(MockWorld {
+        cloud,
+        tenant_id,
+        subscription_id,
+        mic,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_ids_name_each_nodes_own_scale_set() {
+        let id = provider_id_of("sub", "node-1");
+        assert!(id.starts_with("azure:///subscriptions/sub/resourceGroups/podid-nodes/"));
+        assert!(id.ends_with("/virtualMachineScaleSets/podid-pool1/virtualMachines/0"));
+        assert_eq!(
+            machine_of("node-0"),
+            Machine::ScaleSetInstance {
+                scale_set: "podid-pool0".into(),
+                instance: 0
+            }
+        );
+    }
+
+    #[test]
+    fn the_mic_secret_never_prints() {
+        let p = MicPrincipal {
+            client_id: "c".into(),
+            secret: "s3cret".into(),
+        };
+        assert!(!format!("{p:?}").contains("s3cret"));
+    }
+}
