@@ -446,23 +446,28 @@ fn an_unknown_provider_is_one_line_and_exit_2_from_the_flag_or_the_environment()
 }
 
 #[test]
-fn list_with_a_provider_plans_every_trial_and_local_runs_them_all() {
-    let o = podid(["list", "--provider", "local"]);
-    assert!(o.status.success(), "{}", describe(&o));
-    let files = podid_scenario::discover(&[scenarios_dir()]).expect("scenarios");
-    let (loaded, invalid) = podid_scenario::load_all(&files);
-    assert!(invalid.is_empty());
-    let expected: usize = loaded.iter().map(|f| f.scenario.modes.len()).sum();
-    let lines: Vec<String> = stdout(&o).lines().map(String::from).collect();
-    assert_eq!(lines.len(), expected, "{}", describe(&o));
-    for line in &lines {
-        assert!(line.starts_with("run   local::"), "not runnable: {line}");
+fn list_with_a_provider_plans_every_trial_and_local_and_kind_run_them_all() {
+    for provider in ["local", "kind"] {
+        let o = podid(["list", "--provider", provider]);
+        assert!(o.status.success(), "{}", describe(&o));
+        let files = podid_scenario::discover(&[scenarios_dir()]).expect("scenarios");
+        let (loaded, invalid) = podid_scenario::load_all(&files);
+        assert!(invalid.is_empty());
+        let expected: usize = loaded.iter().map(|f| f.scenario.modes.len()).sum();
+        let lines: Vec<String> = stdout(&o).lines().map(String::from).collect();
+        assert_eq!(lines.len(), expected, "{}", describe(&o));
+        for line in &lines {
+            assert!(
+                line.starts_with(&format!("run   {provider}::")),
+                "not runnable: {line}"
+            );
+        }
+        assert!(
+            stderr(&o).contains(&format!(
+                "{expected} of {expected} trial(s) would run on `{provider}`"
+            )),
+            "{}",
+            describe(&o)
+        );
     }
-    assert!(
-        stderr(&o).contains(&format!(
-            "{expected} of {expected} trial(s) would run on `local`"
-        )),
-        "{}",
-        describe(&o)
-    );
 }

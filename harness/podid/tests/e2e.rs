@@ -78,6 +78,9 @@ async fn start_environment() -> Result<Environment, String> {
         figures.provider.as_secs_f64(),
         env.run_id
     );
+    if let Some(kind) = &figures.kind {
+        eprintln!("e2e: kind start-up: {kind}");
+    }
     Ok(env)
 }
 

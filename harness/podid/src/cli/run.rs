@@ -62,10 +62,6 @@ pub struct RunArgs {
 /// Flags of the kind provider (ignored by others).
 #[derive(Debug, Clone, Default, Args)]
 pub struct KindArgs {
-    /// kind: use the cluster an earlier `--reuse` run kept (creating it if none) and keep it
-    /// afterwards (also PODID_KIND_REUSE=1).
-    #[arg(long)]
-    pub reuse: bool,
     /// kind: leave this run's cluster running afterwards, to inspect it.
     #[arg(long)]
     pub keep: bool,
@@ -85,7 +81,6 @@ impl KindArgs {
     /// The options from the environment with these flags on top.
     pub fn options(&self) -> KindOptions {
         let mut options = KindOptions::from_env();
-        options.reuse |= self.reuse;
         options.keep |= self.keep;
         for (flag, slot) in [
             (&self.nmi_image, &mut options.nmi_image),
@@ -215,6 +210,9 @@ async fn run_trials(
         plan.runnable(),
         env.run_id
     );
+    if let Some(kind) = &figures.kind {
+        eprintln!("podid: kind start-up: {kind}");
+    }
     let reporter = super::progress::RunProgress::new(
         LineReporter::stderr().verbose(args.steps),
         plan.trials.len(),

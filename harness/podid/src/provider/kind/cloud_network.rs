@@ -149,7 +149,7 @@ pub async fn serve_on_network(
 }
 
 /// A shell script (run as root in a node) that sends the node's own metadata calls to `imds`
-/// and refuses any other metadata traffic. Idempotent, so a reused cluster takes new ports.
+/// and refuses any other metadata traffic. Idempotent: running it again replaces the redirect.
 pub fn node_rules_script(imds: SocketAddr) -> String {
     format!(
         "set -e

@@ -17,7 +17,7 @@ mod side;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-pub use options::{KindOptions, MIC_IMAGE_VAR, NMI_IMAGE_VAR, NODE_IMAGE_VAR, REUSE_VAR};
+pub use options::{KindOptions, MIC_IMAGE_VAR, NMI_IMAGE_VAR, NODE_IMAGE_VAR};
 pub use progress::KindProgress;
 
 use podid_incluster::{CloudAccess, ImagePullPolicy};
@@ -87,6 +87,27 @@ pub struct KindTimings {
     pub nodes_ready: Duration,
     pub images_loaded: Duration,
     pub imds_proven: Duration,
+}
+
+impl std::fmt::Display for KindTimings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = |d: Duration| d.as_secs_f64();
+        write!(
+            f,
+            "node image {:.1}s ({}), run images {:.1}s, cluster create {:.1}s, nodes ready {:.1}s, images loaded {:.1}s, IMDS proven {:.1}s",
+            s(self.node_image),
+            if self.node_image_built {
+                "built"
+            } else {
+                "cached"
+            },
+            s(self.run_images),
+            s(self.cluster_create),
+            s(self.nodes_ready),
+            s(self.images_loaded),
+            s(self.imds_proven)
+        )
+    }
 }
 
 fn err(action: &str) -> impl FnOnce(podid_kind::KindError) -> ProviderError + '_ {

@@ -1,4 +1,4 @@
-//! What a user can choose about a kind run: keep or reuse the cluster, bring their own images.
+//! What a user can choose about a kind run: keep the cluster, bring their own images.
 
 /// Environment variable naming an NMI image to test instead of the one built from the pinned
 /// release (it must already be in the local image store or pullable by the nodes).
@@ -7,14 +7,10 @@ pub const NMI_IMAGE_VAR: &str = "PODID_NMI_IMAGE";
 pub const MIC_IMAGE_VAR: &str = "PODID_MIC_IMAGE";
 /// Environment variable naming a kind node image to use instead of the locally built one.
 pub const NODE_IMAGE_VAR: &str = "PODID_KIND_NODE_IMAGE";
-/// Environment variable that keeps (and reuses) one kind cluster across runs when set to `1`.
-pub const REUSE_VAR: &str = "PODID_KIND_REUSE";
 
 /// Options of the kind provider.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KindOptions {
-    /// Use the cluster a previous `reuse` run kept, creating it if there is none, and keep it.
-    pub reuse: bool,
     /// Leave the cluster running after the run (to look around with the printed kubeconfig).
     pub keep: bool,
     pub nmi_image: Option<String>,
@@ -27,7 +23,6 @@ impl KindOptions {
     pub fn from_env() -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         Self {
-            reuse: var(REUSE_VAR).is_some_and(|v| v == "1" || v == "true"),
             keep: false,
             nmi_image: var(NMI_IMAGE_VAR),
             mic_image: var(MIC_IMAGE_VAR),
