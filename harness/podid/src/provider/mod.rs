@@ -71,6 +71,24 @@ impl Provider {
     }
 }
 
+/// The probe's report from what it printed: its last line that is a JSON object, or an error
+/// saying what it printed instead (`what` names the run, `exit` how it ended).
+pub fn probe_report(
+    what: &str,
+    stdout: &str,
+    stderr: &str,
+    exit: impl std::fmt::Display,
+) -> Result<podid_probe::ProbeReport, ProviderError> {
+    let line = stdout.lines().rev().find(|l| l.starts_with('{'));
+    match line.map(serde_json::from_str::<podid_probe::ProbeReport>) {
+        Some(Ok(report)) => Ok(report),
+        _ => Err(ProviderError::plain(format!(
+            "{what}: it printed no report (exit {exit}): {}",
+            stderr.trim()
+        ))),
+    }
+}
+
 /// How to start the probe inside pods: a program and the arguments that come before the
 /// probe's own (the `podid-probe` binary, or `podid probe`).
 #[derive(Debug, Clone)]

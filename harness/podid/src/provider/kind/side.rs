@@ -336,15 +336,7 @@ impl ClusterSide for KindClusterSide {
         )
         .await
         .map_err(|e| err(what.clone(), e))?;
-        let line = output.stdout.lines().rev().find(|l| l.starts_with('{'));
-        match line.map(serde_json::from_str::<ProbeReport>) {
-            Some(Ok(report)) => Ok(report),
-            _ => Err(ProviderError::plain(format!(
-                "{what}: it printed no report (exit {}): {}",
-                output.exit_code,
-                output.stderr.trim()
-            ))),
-        }
+        crate::provider::probe_report(&what, &output.stdout, &output.stderr, output.exit_code)
     }
 
     async fn save_diagnostics(&self, since: SystemTime, dir: &Path) -> Vec<SavedFile> {

@@ -307,16 +307,12 @@ impl ClusterSide for LocalClusterSide {
         let mut command = self.cluster()?.pod_command(&local, &self.probe.program);
         command.args(&self.probe.args).args(args).kill_on_drop(true);
         let output = command.output().await.map_err(|e| err(what.clone(), e))?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let line = stdout.lines().rev().find(|l| l.starts_with('{'));
-        match line.map(serde_json::from_str::<ProbeReport>) {
-            Some(Ok(report)) => Ok(report),
-            _ => Err(ProviderError::plain(format!(
-                "{what}: it printed no report (exit {}): {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            ))),
-        }
+        super::probe_report(
+            &what,
+            &String::from_utf8_lossy(&output.stdout),
+            &String::from_utf8_lossy(&output.stderr),
+            output.status,
+        )
     }
 
     async fn save_diagnostics(&self, _since: SystemTime, dir: &Path) -> Vec<SavedFile> {
