@@ -465,14 +465,20 @@ impl KindCluster {
         self.docker.exec_script(node, action, script).await
     }
 
-    /// Makes a local docker image available on every node (`kind load docker-image`).
-    pub async fn load_image(&self, tag: &str) -> Result<()> {
+    /// Makes local docker images available on every node (`kind load docker-image`), all in
+    /// one archive so each node imports once.
+    pub async fn load_images(&self, tags: &[String]) -> Result<()> {
+        if tags.is_empty() {
+            return Ok(());
+        }
         self.kind
             .cmd(format!(
-                "loading image {tag} into cluster {}",
+                "loading images {} into cluster {}",
+                tags.join(", "),
                 self.spec.name
             ))
-            .args(["load", "docker-image", "--name", &self.spec.name, tag])
+            .args(["load", "docker-image", "--name", &self.spec.name])
+            .args(tags)
             .run()
             .await
     }
@@ -588,14 +594,18 @@ async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client> {
     kube::Client::try_from(config).map_err(KindError::kube("building a client for the cluster"))
 }
 
-/// Polls the Node objects until `names` all exist with a pod range; returns them in order.
-async fn wait_for_pod_cidrs(
+/// Polls the Node objects until `look` has an answer for every node in `names`; returns the
+/// answers in order. `look` says why a node is not there yet; on timeout the error carries the
+/// last reasons. The one node wait of this module.
+async fn wait_for_nodes<T>(
     client: &kube::Client,
     names: &[String],
     timeout: Duration,
-) -> Result<Vec<Ipv4Cidr>> {
+    action: &str,
+    look: impl Fn(&str, Option<&Node>) -> std::result::Result<T, String>,
+) -> Result<Vec<T>> {
     let api: Api<Node> = Api::all(client.clone());
-    let action = "waiting for every node to be assigned a pod range";
+    let look = &look;
     podid_wait::until(Poll::every(Duration::from_millis(500), timeout), || {
         let api = api.clone();
         async move {
@@ -603,25 +613,23 @@ async fn wait_for_pod_cidrs(
                 Ok(list) => list,
                 Err(e) => return Check::Pending(format!("listing nodes: {e}")),
             };
-            let mut cidrs = Vec::new();
+            let mut found = Vec::new();
+            let mut waiting = Vec::new();
             for name in names {
                 let node = list
                     .items
                     .iter()
                     .find(|n| n.metadata.name.as_deref() == Some(name));
-                let cidr = node
-                    .and_then(|n| n.spec.as_ref())
-                    .and_then(|s| s.pod_cidr.as_deref())
-                    .and_then(|c| c.parse::<Ipv4Cidr>().ok());
-                match (node, cidr) {
-                    (None, _) => return Check::Pending(format!("node {name} is not registered")),
-                    (Some(_), None) => {
-                        return Check::Pending(format!("node {name} has no podCIDR"));
-                    }
-                    (Some(_), Some(c)) => cidrs.push(c),
+                match look(name, node) {
+                    Ok(answer) => found.push(answer),
+                    Err(why) => waiting.push(why),
                 }
             }
-            Check::Done(cidrs)
+            if waiting.is_empty() {
+                Check::Done(found)
+            } else {
+                Check::Pending(waiting.join("; "))
+            }
         }
     })
     .await
@@ -632,49 +640,45 @@ async fn wait_for_pod_cidrs(
     })
 }
 
-/// Polls until every node in `names` has condition Ready=True.
+/// Waits until `names` all exist with a pod range; returns the ranges in order.
+async fn wait_for_pod_cidrs(
+    client: &kube::Client,
+    names: &[String],
+    timeout: Duration,
+) -> Result<Vec<Ipv4Cidr>> {
+    let action = "waiting for every node to be assigned a pod range";
+    wait_for_nodes(client, names, timeout, action, |name, node| {
+        let node = node.ok_or_else(|| format!("node {name} is not registered"))?;
+        node.spec
+            .as_ref()
+            .and_then(|s| s.pod_cidr.as_deref())
+            .and_then(|c| c.parse::<Ipv4Cidr>().ok())
+            .ok_or_else(|| format!("node {name} has no podCIDR"))
+    })
+    .await
+}
+
+/// Waits until every node in `names` has condition Ready=True.
 async fn wait_for_ready(client: &kube::Client, names: &[String], timeout: Duration) -> Result<()> {
-    let api: Api<Node> = Api::all(client.clone());
-    podid_wait::until(Poll::every(Duration::from_millis(500), timeout), || {
-        let api = api.clone();
-        async move {
-            let list = match api.list(&Default::default()).await {
-                Ok(list) => list,
-                Err(e) => return Check::Pending(format!("listing nodes: {e}")),
-            };
-            let mut waiting = Vec::new();
-            for name in names {
-                let ready = list
-                    .items
-                    .iter()
-                    .find(|n| n.metadata.name.as_deref() == Some(name))
-                    .and_then(|n| n.status.as_ref())
-                    .and_then(|s| s.conditions.as_ref())
-                    .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
-                    .map(|c| {
-                        if c.status == "True" {
-                            None
-                        } else {
-                            Some(format!(
-                                "{name}: {}",
-                                c.message.clone().unwrap_or_else(|| c.status.clone())
-                            ))
-                        }
-                    })
-                    .unwrap_or_else(|| Some(format!("{name}: no Ready condition yet")));
-                waiting.extend(ready);
-            }
-            if waiting.is_empty() {
-                Check::Done(())
-            } else {
-                Check::Pending(waiting.join("; "))
-            }
+    let action = "waiting for every node to be Ready";
+    wait_for_nodes(client, names, timeout, action, |name, node| {
+        let ready = node
+            .and_then(|n| n.status.as_ref())
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+            .ok_or_else(|| format!("{name}: no Ready condition yet"))?;
+        if ready.status == "True" {
+            Ok(())
+        } else {
+            Err(format!(
+                "{name}: {}",
+                ready
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| ready.status.clone())
+            ))
         }
     })
     .await
-    .map_err(|e| KindError::Timeout {
-        action: "waiting for every node to be Ready".to_owned(),
-        waited: e.waited(),
-        last: e.into_state(),
-    })
+    .map(|_| ())
 }

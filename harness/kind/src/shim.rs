@@ -48,7 +48,8 @@ impl DockerShim {
         }
         std::fs::create_dir_all(dir).map_err(KindError::io("creating the shim directory", dir))?;
         let path = dir.join("docker");
-        let tmp = dir.join(".docker.tmp");
+        // Unique per process: two runs may write the shim at once; the rename is atomic.
+        let tmp = dir.join(format!(".docker.{}.tmp", std::process::id()));
         std::fs::write(&tmp, script(real_docker)).map_err(KindError::io("writing", &tmp))?;
         {
             use std::os::unix::fs::PermissionsExt;

@@ -182,7 +182,7 @@ async fn check_cluster(docker: &Docker, cluster: &KindCluster, cache: &Path) -> 
         .map_err(|e| e.to_string())?;
     let started = Instant::now();
     cluster
-        .load_image(&root.tag)
+        .load_images(std::slice::from_ref(&root.tag))
         .await
         .map_err(|e| e.to_string())?;
     eprintln!(

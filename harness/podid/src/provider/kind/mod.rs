@@ -218,14 +218,12 @@ async fn finish_start(
         };
     }
     let started = Instant::now();
-    for tag in &images.built {
-        tryc!(
-            cluster
-                .load_image(tag)
-                .await
-                .map_err(|e| ProviderError::new(format!("loading {tag} into the cluster"), e))
-        );
-    }
+    tryc!(
+        cluster
+            .load_images(&images.built)
+            .await
+            .map_err(|e| ProviderError::new("loading the run's images into the cluster", e))
+    );
     timings.images_loaded = started.elapsed();
 
     let workers: Vec<_> = cluster.workers().map(|n| n.name.clone()).collect();
