@@ -82,38 +82,25 @@ async fn save_pod_logs(
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
     let name = pod.metadata.name.clone().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-    let statuses = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.clone())
-        .unwrap_or_default();
-    for status in statuses {
-        let mut which = vec![false];
-        if status.restart_count > 0 {
-            which.push(true);
-        }
-        for previous in which {
-            let params = LogParams {
-                container: Some(status.name.clone()),
-                previous,
-                since_time: since,
-                timestamps: true,
-                ..LogParams::default()
-            };
-            let label = if previous { "previous " } else { "" };
-            match api.logs(&name, &params).await {
-                Ok(text) => {
-                    let path = dir.join(log_file_name(&name, &status.name, previous));
-                    std::fs::write(&path, text).map_err(|e| {
-                        InclusterError::io(format!("writing {}", path.display()), e)
-                    })?;
-                    report.files.push(path);
-                }
-                Err(e) => report.failures.push(format!(
-                    "{label}log of {namespace}/{name} container {}: {e}",
-                    status.name
-                )),
+    for (container, previous) in crate::pod_status::container_logs(pod) {
+        let params = LogParams {
+            container: Some(container.clone()),
+            previous,
+            since_time: since,
+            timestamps: true,
+            ..LogParams::default()
+        };
+        let label = if previous { "previous " } else { "" };
+        match api.logs(&name, &params).await {
+            Ok(text) => {
+                let path = dir.join(log_file_name(&name, &container, previous));
+                std::fs::write(&path, text)
+                    .map_err(|e| InclusterError::io(format!("writing {}", path.display()), e))?;
+                report.files.push(path);
             }
+            Err(e) => report.failures.push(format!(
+                "{label}log of {namespace}/{name} container {container}: {e}"
+            )),
         }
     }
     Ok(())

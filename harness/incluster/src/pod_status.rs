@@ -10,6 +10,26 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 const PERMANENT_WAITING_REASONS: &[&str] = &["ErrImageNeverPull", "InvalidImageName"];
 
 /// `namespace/name` of a pod.
+/// The container logs a pod has: `(container, previous)` for each container's current log and,
+/// when it restarted, the log of the container before (listed first, since it usually says
+/// why).
+pub fn container_logs(pod: &Pod) -> Vec<(String, bool)> {
+    let statuses = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut logs = Vec::new();
+    for status in statuses {
+        if status.restart_count > 0 {
+            logs.push((status.name.clone(), true));
+        }
+        logs.push((status.name.clone(), false));
+    }
+    logs
+}
+
 pub fn pod_name(pod: &Pod) -> String {
     format!(
         "{}/{}",
@@ -227,5 +247,26 @@ pub(crate) mod tests {
         ns/mic-1 phase Running on node-2; not Ready (ContainersNotReady)
           container mic: waiting CrashLoopBackOff back-off 40s, restarts 3; last exit 255 Error
         ");
+    }
+
+    #[test]
+    fn container_logs_list_the_previous_log_first_when_a_container_restarted() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p"},
+            "status": {"containerStatuses": [
+                {"name": "nmi", "restartCount": 2, "ready": true, "image": "i", "imageID": ""},
+                {"name": "side", "restartCount": 0, "ready": true, "image": "i", "imageID": ""}
+            ]}
+        }))
+        .unwrap();
+        assert_eq!(
+            container_logs(&pod),
+            vec![
+                ("nmi".to_string(), true),
+                ("nmi".to_string(), false),
+                ("side".to_string(), false)
+            ]
+        );
+        assert!(container_logs(&Pod::default()).is_empty());
     }
 }

@@ -297,38 +297,24 @@ pub async fn pod_report(client: &Client, pod: &Pod, log_lines: i64) -> String {
         Err(e) => out.push_str(&format!("\n  (events unavailable: {e})")),
     }
     let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-    let statuses = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.clone())
-        .unwrap_or_default();
-    for status in statuses {
-        let mut which = vec![false];
-        if status.restart_count > 0 {
-            which.insert(0, true);
-        }
-        for previous in which {
-            let params = LogParams {
-                container: Some(status.name.clone()),
-                previous,
-                tail_lines: Some(log_lines),
-                ..LogParams::default()
-            };
-            let label = if previous { "previous " } else { "" };
-            match pods.logs(&name, &params).await {
-                Ok(text) if text.trim().is_empty() => {}
-                Ok(text) => {
-                    out.push_str(&format!("\n  --- {label}log of {} ---", status.name));
-                    for line in text.lines() {
-                        out.push_str("\n  | ");
-                        out.push_str(line);
-                    }
+    for (container, previous) in crate::pod_status::container_logs(pod) {
+        let params = LogParams {
+            container: Some(container.clone()),
+            previous,
+            tail_lines: Some(log_lines),
+            ..LogParams::default()
+        };
+        let label = if previous { "previous " } else { "" };
+        match pods.logs(&name, &params).await {
+            Ok(text) if text.trim().is_empty() => {}
+            Ok(text) => {
+                out.push_str(&format!("\n  --- {label}log of {container} ---"));
+                for line in text.lines() {
+                    out.push_str("\n  | ");
+                    out.push_str(line);
                 }
-                Err(e) => out.push_str(&format!(
-                    "\n  ({label}log of {} unavailable: {e})",
-                    status.name
-                )),
             }
+            Err(e) => out.push_str(&format!("\n  ({label}log of {container} unavailable: {e})")),
         }
     }
     out

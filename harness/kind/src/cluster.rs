@@ -535,6 +535,10 @@ pub async fn clean_leftovers(
     scope: CleanScope,
 ) -> Result<Leftovers> {
     let mut found = Leftovers::default();
+    let known = match kind {
+        Some(kind) => kind.clusters().await?,
+        None => Vec::new(),
+    };
     for network in docker.networks(&[format!("label={NETWORK_LABEL}")]).await? {
         let labels = docker.network_inspect(&network).await?.labels;
         let cluster = labels.get(NETWORK_LABEL).cloned().unwrap_or_default();
@@ -553,7 +557,7 @@ pub async fn clean_leftovers(
             continue;
         }
         if let Some(kind) = kind
-            && kind.clusters().await?.contains(&cluster)
+            && known.contains(&cluster)
         {
             kind.delete_cluster(&cluster, None).await?;
         }
