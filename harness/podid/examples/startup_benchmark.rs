@@ -70,6 +70,7 @@ async fn round(workspace: &Path, probe: &Path, provider: ProviderKind) -> Result
         mode: NmiMode::Managed,
         nmi_flags: Vec::new(),
         mic_flags: Vec::new(),
+        mic_replicas: 0,
     };
     env.provider
         .cluster

@@ -11,6 +11,10 @@ use crate::located::Located;
 /// The logical node names scenarios use; every provider maps each to one real node.
 pub const LOGICAL_NODES: [&str; 2] = ["node-0", "node-1"];
 
+/// The `namespace` value that means "the namespace MIC runs in" (where AzureAssignedIdentities
+/// live, and where NMI's MIC short cut applies). It cannot be declared under `namespaces`.
+pub const MIC_NAMESPACE: &str = "mic";
+
 /// A name written by the scenario author (a map key or a reference to one), with its position.
 pub type Name = Located<String>;
 /// A string that may contain `${...}` references, resolved when the scenario runs.
@@ -36,9 +40,9 @@ pub struct Scenario {
     /// Extra NMI command-line flags for this scenario (e.g. `--set-retry-after-header`).
     #[serde(default)]
     pub nmi: ComponentSettings,
-    /// Extra MIC command-line flags (standard mode only).
+    /// Extra MIC command-line flags and its replica count (standard mode only).
     #[serde(default)]
-    pub mic: ComponentSettings,
+    pub mic: MicSettings,
     /// Objects the mock Azure cloud holds for this scenario.
     #[serde(default)]
     pub cloud: Cloud,
@@ -78,9 +82,29 @@ impl NmiMode {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ComponentSettings {
-    /// Flags appended to the component's command line, e.g. `--set-retry-after-header=true`.
+    /// Flags appended to the component's command line, e.g. `--set-retry-after-header=true`;
+    /// `${...}` references are resolved per trial (`--immutable-user-msis=${identities.x.clientId}`).
     #[serde(default)]
-    pub flags: Vec<Located<String>>,
+    pub flags: Vec<Template>,
+}
+
+/// MIC's flags and how many replicas run (upstream's chart runs 2 with leader election).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MicSettings {
+    /// Flags appended to MIC's command line (`${...}` allowed, as for `nmi.flags`).
+    #[serde(default)]
+    pub flags: Vec<Template>,
+    /// MIC replicas, 1 or 2 (default 1); with 2, one is elected leader and the other waits.
+    #[serde(default)]
+    pub replicas: Option<Located<u8>>,
+}
+
+impl MicSettings {
+    /// The replica count the trial asks for.
+    pub fn replica_count(&self) -> u8 {
+        self.replicas.as_ref().map_or(1, |r| r.value)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -185,7 +209,7 @@ pub enum Role {
 // ---------------------------------------------------------------------------------------------
 
 /// Kubernetes objects, as typed shorthand. Objects go into the scenario's own namespace unless
-/// `namespace` names one of `namespaces`.
+/// `namespace` names one of `namespaces`, or is [`MIC_NAMESPACE`] (the namespace MIC runs in).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Cluster {
@@ -291,9 +315,59 @@ pub struct PodDecl {
     pub labels: IndexMap<String, Template>,
     #[serde(default)]
     pub annotations: IndexMap<String, Template>,
-    /// Name of the owning ReplicaSet (NMI reads it, e.g. for its MIC short cut).
+    /// The pod's owner reference (NMI reads an owning ReplicaSet for its MIC short cut).
     #[serde(default)]
-    pub replica_set: Option<Template>,
+    pub owner: Option<OwnerDecl>,
+    /// A group of this many pods named `<name>-0` … `<name>-<n-1>`, all alike; a `token` step
+    /// naming the group sends one request from each at once.
+    #[serde(default)]
+    pub replicas: Option<Located<u32>>,
+    /// The phase the pod reports: `Running` (default) or `Pending` (as while init containers
+    /// run, when NMI must already serve it).
+    #[serde(default)]
+    pub phase: Option<Located<PodPhase>>,
+}
+
+impl PodDecl {
+    /// The names of the pods this declaration stands for: itself, or its group's members.
+    pub fn member_names(&self, name: &str) -> Vec<String> {
+        match &self.replicas {
+            Some(n) => (0..n.value).map(|i| format!("{name}-{i}")).collect(),
+            None => vec![name.to_string()],
+        }
+    }
+}
+
+/// Kinds a pod's owner reference may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum OwnerKind {
+    ReplicaSet,
+    DaemonSet,
+}
+
+impl OwnerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OwnerKind::ReplicaSet => "ReplicaSet",
+            OwnerKind::DaemonSet => "DaemonSet",
+        }
+    }
+}
+
+/// A pod's owner reference (the owner object itself is not created).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OwnerDecl {
+    pub kind: Located<OwnerKind>,
+    pub name: Template,
+}
+
+/// The phase a pod reports in its status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+pub enum PodPhase {
+    #[default]
+    Running,
+    Pending,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -301,7 +375,8 @@ pub struct PodDecl {
 // ---------------------------------------------------------------------------------------------
 
 /// One step: exactly one action key (`token`, `blob`, `apply`, `delete`, `patch`, `wait`,
-/// `sleep`), an optional `name`, and optional `expect`ations.
+/// `sleep`, `cloud`, `stop`, `start`, `kill`, `restart`, `health`), an optional `name`, and
+/// optional `expect`ations.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Step {
@@ -329,6 +404,24 @@ pub struct Step {
     /// Pause; only where elapsed time is the point (prefer `wait` and `expect.within`).
     #[serde(default)]
     pub sleep: Option<HumanDuration>,
+    /// Change the cloud behind MIC's back, as an operator would.
+    #[serde(default)]
+    pub cloud: Option<CloudStep>,
+    /// Stop a component gracefully (SIGTERM); it stays down until `start` or the trial's end.
+    #[serde(default)]
+    pub stop: Option<ComponentTarget>,
+    /// Start what `stop` or `kill` took down, and wait until it is ready.
+    #[serde(default)]
+    pub start: Option<ComponentTarget>,
+    /// Kill a component at once (SIGKILL, no clean-up); it stays down until `start`.
+    #[serde(default)]
+    pub kill: Option<ComponentTarget>,
+    /// Stop a component gracefully and start it again, waiting until it is ready.
+    #[serde(default)]
+    pub restart: Option<ComponentTarget>,
+    /// Ask components for their `/healthz`; expectations apply to every answer.
+    #[serde(default)]
+    pub health: Option<ComponentTarget>,
     /// Retry the action until the expectations hold or this much time has passed.
     #[serde(default)]
     pub within: Option<HumanDuration>,
@@ -347,6 +440,29 @@ pub enum Action<'a> {
     Patch(&'a PatchStep),
     Wait(&'a WaitStep),
     Sleep(HumanDuration),
+    Cloud(&'a CloudStep),
+    Lifecycle(LifecycleAction, &'a ComponentTarget),
+    Health(&'a ComponentTarget),
+}
+
+/// What a lifecycle step does to its component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LifecycleAction {
+    Stop,
+    Start,
+    Kill,
+    Restart,
+}
+
+impl LifecycleAction {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            LifecycleAction::Stop => "stop",
+            LifecycleAction::Start => "start",
+            LifecycleAction::Kill => "kill",
+            LifecycleAction::Restart => "restart",
+        }
+    }
 }
 
 impl Action<'_> {
@@ -359,6 +475,9 @@ impl Action<'_> {
             Action::Patch(_) => "patch",
             Action::Wait(_) => "wait",
             Action::Sleep(_) => "sleep",
+            Action::Cloud(_) => "cloud",
+            Action::Lifecycle(a, _) => a.keyword(),
+            Action::Health(_) => "health",
         }
     }
 }
@@ -394,6 +513,22 @@ impl Step {
         }
         if let Some(a) = self.sleep {
             out.push(Action::Sleep(a));
+        }
+        if let Some(a) = &self.cloud {
+            out.push(Action::Cloud(a));
+        }
+        for (action, target) in [
+            (LifecycleAction::Stop, &self.stop),
+            (LifecycleAction::Start, &self.start),
+            (LifecycleAction::Kill, &self.kill),
+            (LifecycleAction::Restart, &self.restart),
+        ] {
+            if let Some(t) = target {
+                out.push(Action::Lifecycle(action, t));
+            }
+        }
+        if let Some(a) = &self.health {
+            out.push(Action::Health(a));
         }
         out
     }
@@ -467,6 +602,10 @@ pub struct TokenStep {
     /// Extra query parameters, sent as written.
     #[serde(default)]
     pub query: IndexMap<String, Template>,
+    /// Send this many identical requests at once (default 1; for a pod group, per member);
+    /// every answer must meet the step's expectations.
+    #[serde(default)]
+    pub concurrent: Option<Located<u32>>,
 }
 
 fn yes() -> bool {
@@ -597,6 +736,14 @@ pub struct WaitStep {
     pub namespace: Option<Name>,
     #[serde(default, rename = "for")]
     pub condition: WaitFor,
+    /// Fields the object must have (`status.status: Assigned`); with `count`, a filter on the
+    /// objects counted.
+    #[serde(default)]
+    pub fields: IndexMap<String, Template>,
+    /// Wait until exactly this many objects of `kind` (in the namespace, matching `fields`)
+    /// exist; AzureAssignedIdentities are counted for this trial's pods only.
+    #[serde(default)]
+    pub count: Option<Located<u32>>,
     /// Requests the mock cloud must have received; by default counted since this step began,
     /// with `since: trial` since the trial began (e.g. calls MIC makes on its own).
     #[serde(default)]
@@ -604,6 +751,75 @@ pub struct WaitStep {
     /// Give up after this long (default 30s).
     #[serde(default)]
     pub timeout: Option<HumanDuration>,
+}
+
+/// A change to the cloud made behind MIC's back: exactly one key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CloudStep {
+    /// Put an identity on a node's machine, as `az vmss identity assign` does.
+    #[serde(default)]
+    pub assign: Option<NodeIdentityChange>,
+    /// Take an identity off a node's machine, as `az vmss identity remove` does.
+    #[serde(default)]
+    pub unassign: Option<NodeIdentityChange>,
+    /// Enable the system-assigned identity of a node's machine (its principal ID is recorded).
+    #[serde(default)]
+    pub enable_system_assigned: Option<Name>,
+    /// Create a role assignment.
+    #[serde(default)]
+    pub add_role: Option<Located<RoleAssignmentDecl>>,
+    /// Delete a role assignment.
+    #[serde(default)]
+    pub remove_role: Option<Located<RoleAssignmentDecl>>,
+    /// Delete a user-assigned identity (it disappears from every machine too).
+    #[serde(default)]
+    pub delete_identity: Option<Name>,
+    /// Delete an identity and create one of the same name: new client and principal IDs, which
+    /// `${identities.<name>.*}` refers to from then on.
+    #[serde(default)]
+    pub recreate_identity: Option<Name>,
+}
+
+/// One identity and one node.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NodeIdentityChange {
+    /// A `cloud.identities` name, or `cluster` for the provider's cluster identity.
+    pub identity: Name,
+    pub node: Name,
+}
+
+/// The component a lifecycle or `health` step addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Component {
+    Nmi,
+    Mic,
+    Apiserver,
+}
+
+/// Which MIC replica a step addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MicReplica {
+    /// The replica holding the leader lease.
+    Leader,
+    /// A replica that is not the leader.
+    Follower,
+}
+
+/// A component, and for NMI optionally one node, for MIC optionally one replica.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ComponentTarget {
+    pub component: Located<Component>,
+    /// NMI only: one node (default every node).
+    #[serde(default)]
+    pub node: Option<Name>,
+    /// MIC only: the leader or a follower (default every replica).
+    #[serde(default)]
+    pub replica: Option<Located<MicReplica>>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -638,6 +854,62 @@ pub struct Expect {
     /// What the mock cloud received while the step ran.
     #[serde(default)]
     pub requests: Vec<Located<RequestExpect>>,
+    /// API objects as they are once the action is done.
+    #[serde(default)]
+    pub objects: Vec<Located<ObjectExpect>>,
+    /// Identities on each node's machine (scale set or VM) once the action is done.
+    #[serde(default)]
+    pub node_identities: Named<MachineExpect>,
+    /// Whether NMI's `aad-metadata` chain is in each node's nat table (`present`/`absent`).
+    #[serde(default)]
+    pub iptables: Named<Located<ChainState>>,
+}
+
+/// Checks on API objects: one named object, or the number of objects of a kind.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ObjectExpect {
+    pub kind: Located<ObjectKind>,
+    /// The object checked; leave out with `count`.
+    #[serde(default)]
+    pub name: Option<Template>,
+    #[serde(default)]
+    pub namespace: Option<Name>,
+    /// Dotted field paths and the values they must have (`spec.azureIdentityRef.namespace`).
+    #[serde(default)]
+    pub fields: IndexMap<String, Template>,
+    /// Exactly this many objects of the kind (matching `fields`); AzureAssignedIdentities are
+    /// counted for this trial's pods only.
+    #[serde(default)]
+    pub count: Option<Located<u32>>,
+    /// The named object must not exist.
+    #[serde(default)]
+    pub absent: bool,
+}
+
+/// What a node's machine must hold.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MachineExpect {
+    /// `cloud.identities` names (or `cluster` for the provider's cluster identity) that must be
+    /// assigned.
+    #[serde(default)]
+    pub has: Vec<Name>,
+    /// Names that must not be assigned.
+    #[serde(default)]
+    pub lacks: Vec<Name>,
+    /// The system-assigned identity is enabled (`true`) or not; when a `cloud` step enabled it,
+    /// its principal ID must also be the one it got then.
+    #[serde(default)]
+    pub system_assigned: Option<Located<bool>>,
+}
+
+/// Whether an iptables chain exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChainState {
+    Present,
+    Absent,
 }
 
 /// One status or a set of acceptable statuses.

@@ -515,8 +515,8 @@ fn check_cluster(c: &mut Checker, cl: &Cluster, cloud: &Cloud, declared: &Declar
         for t in pod.labels.values().chain(pod.annotations.values()) {
             c.template(t, declared);
         }
-        if let Some(rs) = &pod.replica_set {
-            c.template(rs, declared);
+        if let Some(owner) = &pod.owner {
+            c.template(&owner.name, declared);
         }
     }
     for m in &cl.manifests {
@@ -708,6 +708,7 @@ fn check_step(c: &mut Checker, step: &Located<Step>, s: &Scenario, declared: &De
             }
         }
         Action::Sleep(_) => {}
+        Action::Cloud(_) | Action::Lifecycle(..) | Action::Health(_) => {}
     }
     if let Some(within) = st.within {
         if !probing {

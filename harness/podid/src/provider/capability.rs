@@ -25,11 +25,21 @@ pub enum Capability {
     CloudChanges,
     /// Restarting NMI, MIC or the API server while a scenario runs.
     Restarts,
+    /// MIC with two replicas and leader election.
+    MicReplicas,
+    /// Reading each component's `/healthz`.
+    HealthEndpoints,
+    /// Reading NMI's iptables chain on a node.
+    NodeIptables,
+    /// Pods that report phase `Pending` while running (as during init containers).
+    PendingPods,
+    /// A cluster identity MIC treats as immutable (azure.json `userAssignedIdentityID`).
+    ClusterIdentity,
 }
 
 impl Capability {
     /// Every capability, in display order.
-    pub const ALL: [Capability; 9] = [
+    pub const ALL: [Capability; 14] = [
         Self::ManagedMode,
         Self::StandardMode,
         Self::ComponentFlags,
@@ -39,6 +49,11 @@ impl Capability {
         Self::FaultRules,
         Self::CloudChanges,
         Self::Restarts,
+        Self::MicReplicas,
+        Self::HealthEndpoints,
+        Self::NodeIptables,
+        Self::PendingPods,
+        Self::ClusterIdentity,
     ];
 
     /// A short noun phrase for skip reasons and listings.
@@ -53,6 +68,11 @@ impl Capability {
             Self::FaultRules => "cloud fault rules",
             Self::CloudChanges => "cloud changes mid-scenario",
             Self::Restarts => "component restarts mid-scenario",
+            Self::MicReplicas => "two MIC replicas with leader election",
+            Self::HealthEndpoints => "component health endpoints",
+            Self::NodeIptables => "reading a node's iptables",
+            Self::PendingPods => "pods that stay in phase Pending",
+            Self::ClusterIdentity => "a cluster identity MIC must not remove",
         }
     }
 }

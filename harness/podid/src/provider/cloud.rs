@@ -55,6 +55,11 @@ pub struct CloudRequest {
     pub path: String,
     /// Client id asked for (IMDS, AAD) or authenticated as (ARM, Blob).
     pub client_id: Option<String>,
+    /// Identity resource IDs the request names (`mi_res_id`/`msi_res_id`, an ARM body's
+    /// `userAssignedIdentities`), lower-cased: what ties MIC's calls to a trial's identities.
+    pub identity_ids: Vec<String>,
+    /// The `Host` the request was sent to (a storage account's host for Blob).
+    pub host: Option<String>,
     pub status: u16,
 }
 
@@ -66,6 +71,26 @@ pub fn service_name(service: Service) -> &'static str {
         Service::Arm => "arm",
         Service::Blob => "blob",
     }
+}
+
+/// What a node's machine holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MachineIdentities {
+    /// Resource IDs of the user-assigned identities.
+    pub user_assigned: Vec<String>,
+    /// Principal ID of the system-assigned identity, when enabled.
+    pub system_assigned: Option<String>,
+}
+
+/// A role assignment in cloud terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleChange {
+    /// Principal (object) ID of the identity or service principal.
+    pub principal_id: String,
+    pub role: podid_scenario::Role,
+    /// Real storage account name.
+    pub account: String,
+    pub container: Option<String>,
 }
 
 /// Requests the cloud received, read through a cursor so a trial sees only what came after it
@@ -106,6 +131,47 @@ pub trait CloudSide: Send + Sync {
         machine: &Machine,
         identity_resource_id: &str,
     ) -> Result<(), ProviderError>;
+    /// Enables a machine's system-assigned identity and returns its principal ID.
+    async fn enable_system_assigned(&self, machine: &Machine) -> Result<String, ProviderError> {
+        let _ = machine;
+        Err(ProviderError::plain(
+            "this cloud cannot change machines mid-scenario",
+        ))
+    }
+    /// What a machine holds now.
+    async fn machine_identities(
+        &self,
+        machine: &Machine,
+    ) -> Result<MachineIdentities, ProviderError> {
+        let _ = machine;
+        Err(ProviderError::plain(
+            "this cloud cannot list a machine's identities",
+        ))
+    }
+    /// Creates (`add`) or deletes a role assignment.
+    async fn change_role(&self, change: &RoleChange, add: bool) -> Result<(), ProviderError> {
+        let _ = (change, add);
+        Err(ProviderError::plain(
+            "this cloud cannot change roles mid-scenario",
+        ))
+    }
+    /// Deletes a user-assigned identity (and takes it off every machine).
+    async fn delete_identity(&self, identity: &IdentityValues) -> Result<(), ProviderError> {
+        let _ = identity;
+        Err(ProviderError::plain(
+            "this cloud cannot delete identities mid-scenario",
+        ))
+    }
+    /// Creates an identity of the same name and resource ID with new client and principal IDs.
+    async fn recreate_identity(
+        &self,
+        identity: &IdentityValues,
+    ) -> Result<IdentityValues, ProviderError> {
+        let _ = identity;
+        Err(ProviderError::plain(
+            "this cloud cannot recreate identities mid-scenario",
+        ))
+    }
     /// The JWKS that verifies the tokens this cloud issues.
     async fn signing_keys(&self) -> Result<serde_json::Value, ProviderError>;
     /// The request log, where the cloud can offer one.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use podid_probe::ProbeReport;
-use podid_scenario::NmiMode;
+use podid_scenario::{Component, LifecycleAction, MicReplica, NmiMode, OwnerKind, PodPhase};
 
 use super::capability::Capabilities;
 use super::error::ProviderError;
@@ -49,6 +49,8 @@ pub struct IdentityConfig {
     pub nmi_flags: Vec<String>,
     /// Only meaningful in standard mode; MIC does not run in managed mode.
     pub mic_flags: Vec<String>,
+    /// MIC replicas (1 or 2) in standard mode; 0 in managed mode.
+    pub mic_replicas: u8,
 }
 
 /// What stopping NMI on one node showed: upstream NMI removes its own iptables chain when
@@ -76,7 +78,10 @@ pub struct PodRequest {
     pub node: String,
     pub labels: Vec<(String, String)>,
     pub annotations: Vec<(String, String)>,
-    pub owner_replica_set: Option<String>,
+    /// The pod's owner reference.
+    pub owner: Option<(OwnerKind, String)>,
+    /// The phase the pod reports (`Pending` as while init containers run).
+    pub phase: PodPhase,
     /// Host names the pod must resolve (storage accounts of the scenario).
     pub storage_accounts: Vec<String>,
 }
@@ -105,6 +110,38 @@ pub struct ShutdownReport {
     pub stopped: Vec<String>,
     /// Anything that could not be undone.
     pub errors: Vec<String>,
+}
+
+/// The component a lifecycle or health request addresses, in provider terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentRef {
+    pub component: Component,
+    /// NMI: one logical node, or every node when `None`.
+    pub node: Option<String>,
+    /// MIC: the leader or a follower, or every replica when `None`.
+    pub replica: Option<MicReplica>,
+}
+
+/// One component instance's `/healthz` answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthAnswer {
+    /// Which instance answered (`nmi@node-0`, `mic#1 (leader)`).
+    pub instance: String,
+    pub status: u16,
+    pub body: String,
+}
+
+/// The cluster identity a provider's MIC treats as immutable (azure.json
+/// `userAssignedIdentityID`, AKS's `<cluster>-agentpool` identity).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterIdentity {
+    pub client_id: String,
+    pub principal_id: String,
+    pub resource_id: String,
+}
+
+fn unsupported(what: &str) -> ProviderError {
+    ProviderError::plain(format!("this provider cannot {what}"))
 }
 
 /// Where the cluster lives: everything the runner does to nodes, pods and API objects.
@@ -137,4 +174,39 @@ pub trait ClusterSide: Send + Sync {
     async fn save_diagnostics(&self, since: SystemTime, dir: &Path) -> Vec<SavedFile>;
     /// Stops everything this side started; called once, when no trial runs any more.
     async fn shutdown(&self) -> ShutdownReport;
+
+    /// The namespace MIC runs in: where AzureAssignedIdentities live.
+    fn mic_namespace(&self) -> String {
+        "default".into()
+    }
+    /// The identity MIC must never remove from a node, if the provider has one.
+    fn cluster_identity(&self) -> Option<ClusterIdentity> {
+        None
+    }
+    /// Stops, starts, kills or restarts a component (needs [`Capability::Restarts`]).
+    ///
+    /// [`Capability::Restarts`]: super::Capability::Restarts
+    async fn lifecycle(
+        &self,
+        action: LifecycleAction,
+        target: &ComponentRef,
+    ) -> Result<(), ProviderError> {
+        let _ = target;
+        Err(unsupported(&format!("{} components", action.keyword())))
+    }
+    /// Brings every component back to `config` after a trial stopped or killed some of them.
+    async fn recover(&self, config: &IdentityConfig) -> Result<ConfigureReport, ProviderError> {
+        let _ = config;
+        Ok(ConfigureReport::default())
+    }
+    /// Each addressed instance's `/healthz` answer.
+    async fn health(&self, target: &ComponentRef) -> Result<Vec<HealthAnswer>, ProviderError> {
+        let _ = target;
+        Err(unsupported("read component health"))
+    }
+    /// Whether NMI's `aad-metadata` chain is in a node's nat table (logical node name).
+    async fn nmi_chain_present(&self, node: &str) -> Result<bool, ProviderError> {
+        let _ = node;
+        Err(unsupported("read a node's iptables"))
+    }
 }

@@ -63,6 +63,23 @@ impl ObjectStore for MemoryObjects {
         Ok(self.objects.lock().unwrap().contains_key(key))
     }
 
+    async fn get(&self, key: &ObjectKey) -> Result<Option<Value>, ProviderError> {
+        Ok(self.objects.lock().unwrap().get(key).cloned())
+    }
+
+    async fn list(&self, key: &ObjectKey) -> Result<Vec<Value>, ProviderError> {
+        let objects = self.objects.lock().unwrap();
+        Ok(objects
+            .iter()
+            .filter(|(k, _)| {
+                k.api_version == key.api_version
+                    && k.kind == key.kind
+                    && k.namespace == key.namespace
+            })
+            .map(|(_, v)| v.clone())
+            .collect())
+    }
+
     async fn dump_namespace(&self, namespace: &str) -> Value {
         let objects = self.objects.lock().unwrap();
         Value::Array(

@@ -16,11 +16,12 @@ use super::objects::{ObjectKey, ObjectStore};
 pub const FIELD_MANAGER: &str = "podid";
 
 /// The kinds failure diagnostics list in a namespace (never Secrets).
-const DUMPED_KINDS: [(&str, &str, &str); 4] = [
+const DUMPED_KINDS: [(&str, &str, &str); 5] = [
     ("", "v1", "Pod"),
     ("aadpodidentity.k8s.io", "v1", "AzureIdentity"),
     ("aadpodidentity.k8s.io", "v1", "AzureIdentityBinding"),
     ("aadpodidentity.k8s.io", "v1", "AzurePodIdentityException"),
+    ("aadpodidentity.k8s.io", "v1", "AzureAssignedIdentity"),
 ];
 
 /// Objects in the API server behind `client`; API resources are discovered once per kind.
@@ -122,6 +123,28 @@ impl ObjectStore for KubeObjects {
             .await
             .map(|o| o.is_some())
             .map_err(|e| ProviderError::new(format!("reading {key}"), e))
+    }
+
+    async fn get(&self, key: &ObjectKey) -> Result<Option<Value>, ProviderError> {
+        let (api, _) = self.api(&gvk(key), key.namespace.as_deref()).await?;
+        let found = api
+            .get_opt(&key.name)
+            .await
+            .map_err(|e| ProviderError::new(format!("reading {key}"), e))?;
+        Ok(found.map(|o| serde_json::to_value(&o).unwrap_or(Value::Null)))
+    }
+
+    async fn list(&self, key: &ObjectKey) -> Result<Vec<Value>, ProviderError> {
+        let (api, _) = self.api(&gvk(key), key.namespace.as_deref()).await?;
+        let list = api
+            .list(&Default::default())
+            .await
+            .map_err(|e| ProviderError::new(format!("listing {}", key.kind), e))?;
+        Ok(list
+            .items
+            .iter()
+            .map(|o| serde_json::to_value(o).unwrap_or(Value::Null))
+            .collect())
     }
 
     async fn dump_namespace(&self, namespace: &str) -> Value {

@@ -221,6 +221,8 @@ fn cloud_request(r: &RecordedRequest) -> CloudRequest {
         method: r.method.clone(),
         path: r.path.clone(),
         client_id: r.client_id.clone(),
+        identity_ids: Vec::new(),
+        host: r.host.clone(),
         status: r.status,
     }
 }

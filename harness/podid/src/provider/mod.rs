@@ -19,10 +19,12 @@ pub mod registry;
 use std::path::PathBuf;
 
 pub use capability::{Capabilities, Capability};
-pub use cloud::{CloudNames, CloudRequest, CloudSide, DeclaredCloud, RequestLog};
+pub use cloud::{
+    CloudNames, CloudRequest, CloudSide, DeclaredCloud, MachineIdentities, RequestLog, RoleChange,
+};
 pub use cluster::{
-    ClusterSide, ConfigureReport, IdentityConfig, Machine, NmiStopCheck, NodeInfo, PodHandle,
-    PodRequest, SavedFile, ShutdownReport,
+    ClusterIdentity, ClusterSide, ComponentRef, ConfigureReport, HealthAnswer, IdentityConfig,
+    Machine, NmiStopCheck, NodeInfo, PodHandle, PodRequest, SavedFile, ShutdownReport,
 };
 pub use error::{ProviderError, error_chain};
 pub use objects::{ObjectKey, ObjectStore};

@@ -65,6 +65,10 @@ pub trait ObjectStore: Send + Sync {
     /// Applies a JSON merge patch.
     async fn merge_patch(&self, key: &ObjectKey, patch: &Value) -> Result<(), ProviderError>;
     async fn exists(&self, key: &ObjectKey) -> Result<bool, ProviderError>;
+    /// The object as JSON, or `None` when it does not exist.
+    async fn get(&self, key: &ObjectKey) -> Result<Option<Value>, ProviderError>;
+    /// Every object of `key`'s API version and kind in `key`'s namespace (`key.name` ignored).
+    async fn list(&self, key: &ObjectKey) -> Result<Vec<Value>, ProviderError>;
     /// Every pod and aad-pod-identity object of a namespace as JSON, for failure diagnostics
     /// (never Secrets).
     async fn dump_namespace(&self, namespace: &str) -> Value;

@@ -52,7 +52,7 @@ impl Trial {
 
     /// How NMI and MIC must run for this trial.
     pub fn identity_config(&self) -> IdentityConfig {
-        let values = |flags: &[podid_scenario::Located<String>]| {
+        let values = |flags: &[podid_scenario::Template]| {
             flags.iter().map(|f| f.value.clone()).collect::<Vec<_>>()
         };
         IdentityConfig {
@@ -61,6 +61,10 @@ impl Trial {
             mic_flags: match self.mode {
                 NmiMode::Standard => values(&self.scenario().mic.flags),
                 NmiMode::Managed => Vec::new(),
+            },
+            mic_replicas: match self.mode {
+                NmiMode::Standard => self.scenario().mic.replica_count(),
+                NmiMode::Managed => 0,
             },
         }
     }

@@ -132,7 +132,11 @@ impl<'a> ScenarioRun<'a> {
                 node: pod.node.value.clone(),
                 labels,
                 annotations,
-                owner_replica_set: pod.replica_set.as_ref().map(render).transpose()?,
+                owner: match &pod.owner {
+                    Some(o) => Some((o.kind.value, render(&o.name)?)),
+                    None => None,
+                },
+                phase: pod.phase.as_ref().map(|p| p.value).unwrap_or_default(),
                 storage_accounts: self.inst.accounts.values().cloned().collect(),
             };
             let handle = side.create_pod(&request).await?;

@@ -50,6 +50,9 @@ pub fn step_name(step: &Step) -> String {
             _ => format!("wait for {} cloud request expectation(s)", w.requests.len()),
         },
         Some(Action::Sleep(d)) => format!("sleep {d}"),
+        Some(Action::Cloud(_)) => "change the cloud".into(),
+        Some(Action::Lifecycle(a, t)) => format!("{} {:?}", a.keyword(), t.component.value),
+        Some(Action::Health(t)) => format!("health of {:?}", t.component.value),
         None => "invalid step".into(),
     }
 }
@@ -338,6 +341,9 @@ async fn perform(run: &mut ScenarioRun<'_>, step: &Step) -> Result<Judgement, Ac
         Some(Action::Sleep(d)) => {
             tokio::time::sleep(d.0).await;
             Ok((Vec::new(), None))
+        }
+        Some(Action::Cloud(_) | Action::Lifecycle(..) | Action::Health(_)) => {
+            Err(StepError::NoAction.into())
         }
     }
 }

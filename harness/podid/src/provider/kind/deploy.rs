@@ -113,6 +113,7 @@ mod tests {
             mode: NmiMode::Standard,
             nmi_flags: vec!["--retry-attempts-for-created=7".into()],
             mic_flags: vec!["--foo".into()],
+            mic_replicas: 1,
         };
         let d = identity_deployment(&base(), &config);
         assert_eq!(d.mode, Mode::Standard);
@@ -141,6 +142,7 @@ mod tests {
             mode: NmiMode::Managed,
             nmi_flags: Vec::new(),
             mic_flags: Vec::new(),
+            mic_replicas: 0,
         };
         let d = identity_deployment(&base(), &config);
         assert_eq!(d.mode, Mode::Managed);

@@ -216,7 +216,10 @@ impl KindClusterSide {
             placement: Some(Placement::NodeName(node.name.clone())),
             labels: request.labels.iter().cloned().collect(),
             annotations: request.annotations.iter().cloned().collect(),
-            owner_replica_set: request.owner_replica_set.clone(),
+            owner_replica_set: match &request.owner {
+                Some((podid_scenario::OwnerKind::ReplicaSet, name)) => Some(name.clone()),
+                _ => None,
+            },
             image: self.images.workload.clone(),
             command: Vec::new(),
             args: Vec::new(),

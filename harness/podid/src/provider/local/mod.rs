@@ -256,7 +256,10 @@ impl ClusterSide for LocalClusterSide {
                 .cloned()
                 .collect::<BTreeMap<_, _>>(),
             node: request.node.clone(),
-            owner_replicaset: request.owner_replica_set.clone(),
+            owner_replicaset: match &request.owner {
+                Some((podid_scenario::OwnerKind::ReplicaSet, name)) => Some(name.clone()),
+                _ => None,
+            },
         };
         let what = format!("pod {}/{}", request.namespace, request.name);
         let pod = cluster
