@@ -8,7 +8,9 @@ use crate::error::MockError;
 use crate::fault::FaultRule;
 use crate::record::{RecordedRequest, RequestFilter};
 use crate::server::{Endpoint, ServerHandle};
-use crate::spec::{CloudSpec, MachineRef};
+use crate::spec::{
+    CloudSpec, MachineRef, RoleAssignment, SystemAssignedIdentity, UserAssignedIdentity,
+};
 use crate::state::CloudState;
 use crate::tls::CloudTls;
 use crate::token::mint;
@@ -153,6 +155,74 @@ impl MockCloud {
                 .map(|n| state.canonical_identity_id(n))
                 .collect())
         })
+    }
+
+    /// Enables the system-assigned identity of a machine (of its whole scale set) and returns
+    /// it; one already enabled keeps its principal, as in Azure.
+    pub fn enable_system_assigned(
+        &self,
+        machine: &MachineRef,
+    ) -> Result<SystemAssignedIdentity, MockError> {
+        self.core.with_state_mut(|state| {
+            let idx = machine_index(state, machine)?;
+            Ok(state.enable_system_assigned(idx))
+        })
+    }
+
+    /// The system-assigned identity of a machine, if enabled.
+    pub fn system_assigned(
+        &self,
+        machine: &MachineRef,
+    ) -> Result<Option<SystemAssignedIdentity>, MockError> {
+        self.core.with_state(|state| {
+            let idx = machine_index(state, machine)?;
+            Ok(state.machines[idx].system.clone())
+        })
+    }
+
+    /// Deletes a user-assigned identity: ARM no longer knows it and no machine holds it, so IMDS
+    /// answers for it as for any identity the machine lacks.
+    pub fn delete_identity(&self, identity_resource_id: &str) -> Result<(), MockError> {
+        self.core
+            .with_state_mut(|state| state.delete_identity(identity_resource_id).map(|_| ()))
+    }
+
+    /// Deletes a user-assigned identity and creates one with the same name and resource id but
+    /// new client and principal ids (generated when `None`). Machines that held the old one keep
+    /// a stale reference: ARM lists it without ids and IMDS answers `Identity not found` until it
+    /// is removed from the machine and assigned again.
+    pub fn recreate_identity(
+        &self,
+        identity_resource_id: &str,
+        client_id: Option<String>,
+        principal_id: Option<String>,
+    ) -> Result<UserAssignedIdentity, MockError> {
+        self.core.with_state_mut(|state| {
+            state.recreate_identity(identity_resource_id, client_id, principal_id)
+        })
+    }
+
+    /// Adds a role assignment; returns `false` when the same one already exists (Azure keeps
+    /// one assignment per principal, role and scope).
+    pub fn add_role_assignment(&self, assignment: &RoleAssignment) -> Result<bool, MockError> {
+        self.core.with_state_mut(|state| {
+            if state.has_role_assignment(assignment) {
+                return Ok(false);
+            }
+            let mut next = state.clone();
+            next.merge(&CloudSpec {
+                role_assignments: vec![assignment.clone()],
+                ..CloudSpec::default()
+            })?;
+            *state = next;
+            Ok(true)
+        })
+    }
+
+    /// Removes a role assignment; returns whether it existed.
+    pub fn remove_role_assignment(&self, assignment: &RoleAssignment) -> bool {
+        self.core
+            .with_state_mut(|state| state.remove_role_assignment(assignment))
     }
 
     /// Current content of a blob, for assertions.

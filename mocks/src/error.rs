@@ -44,6 +44,14 @@ pub enum MockError {
         /// What was wrong with it.
         reason: String,
     },
+    /// Generating a service principal's certificate credential failed.
+    #[error("generating {what} of a service-principal credential failed: {reason}")]
+    Credential {
+        /// Which part (key, certificate, PKCS#12 bundle).
+        what: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
     /// Building the TLS server configuration failed.
     #[error("building TLS configuration failed: {0}")]
     Tls(#[from] rustls::Error),

@@ -9,6 +9,7 @@
 
 mod aad;
 mod arm;
+mod attribution;
 pub mod audience;
 mod blob;
 mod cloud;
@@ -24,9 +25,11 @@ mod request_parts;
 pub mod resource_id;
 mod routes;
 mod server;
+pub mod sp_certificate;
 mod spec;
 pub mod standalone;
 mod state;
+mod state_changes;
 mod tls;
 pub mod token;
 

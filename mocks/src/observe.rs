@@ -9,7 +9,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use crate::attribution::{self, MAX_ARM_BODY};
 use crate::context::ServerCtx;
+use crate::core::CloudCore;
 use crate::fault::FaultRule;
 use crate::record::{RecordedRequest, Service, redact_header, redact_param};
 
@@ -66,23 +68,14 @@ pub(crate) async fn observe(
         .and_then(|h| h.to_str().ok())
         .map(str::to_string)
         .or_else(|| req.uri().authority().map(|a| a.to_string()));
-    let fault = ctx.core.take_fault(ctx.service, &ctx.label, &method, &path);
-    let mut faulted = false;
-    let mut resp = match fault {
-        Some(rule) => {
-            if let Some(latency) = rule.latency {
-                tokio::time::sleep(latency).await;
+    let (mut resp, faulted, identity_ids) =
+        match attribute(&ctx.core, ctx.service, &method, &path, &raw_query, req).await {
+            Ok((req, ids)) => {
+                let (resp, faulted) = serve(&ctx, &method, &path, req, next).await;
+                (resp, faulted, ids)
             }
-            match rule.status {
-                Some(status) => {
-                    faulted = true;
-                    fault_response(&rule, status)
-                }
-                None => next.run(req).await,
-            }
-        }
-        None => next.run(req).await,
-    };
+            Err(resp) => (*resp, false, Vec::new()),
+        };
     let mut note = resp
         .extensions_mut()
         .remove::<RequestNote>()
@@ -119,9 +112,72 @@ pub(crate) async fn observe(
         status,
         client_id: note.client_id,
         resource: note.resource,
+        identity_ids,
         faulted,
     });
     resp
+}
+
+/// Runs the handler, unless a fault rule answers instead (then `true`).
+async fn serve(
+    ctx: &ServerCtx,
+    method: &str,
+    path: &str,
+    req: Request,
+    next: Next,
+) -> (Response, bool) {
+    let Some(rule) = ctx.core.take_fault(ctx.service, &ctx.label, method, path) else {
+        return (next.run(req).await, false);
+    };
+    if let Some(latency) = rule.latency {
+        tokio::time::sleep(latency).await;
+    }
+    match rule.status {
+        Some(status) => (fault_response(&rule, status), true),
+        None => (next.run(req).await, false),
+    }
+}
+
+/// The identity resource IDs the request names; reads (and puts back) the body of an ARM
+/// machine write, so the handler sees the request unchanged.
+async fn attribute(
+    core: &CloudCore,
+    service: Service,
+    method: &str,
+    path: &str,
+    query: &[(String, String)],
+    req: Request,
+) -> Result<(Request, Vec<String>), Box<Response>> {
+    if !attribution::needs_body(service, method, path) {
+        let ids = attribution::identity_ids(service, method, path, query, None, Vec::new);
+        return Ok((req, ids));
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_ARM_BODY).await.map_err(|e| {
+        tracing::debug!(error = %e, "reading an ARM request body failed");
+        let mut resp = Response::new(Body::from(
+            r#"{"error":{"code":"InvalidRequestContent","message":"The request content could not be read."}}"#,
+        ));
+        *resp.status_mut() = StatusCode::BAD_REQUEST;
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        Box::new(resp)
+    })?;
+    let held = || {
+        let Some((rg, resource_type, name)) = attribution::machine_address(path) else {
+            return Vec::new();
+        };
+        core.with_state(|state| {
+            state
+                .machine_by_arm(rg, resource_type, name)
+                .map(|idx| state.machines[idx].user_assigned.clone())
+                .unwrap_or_default()
+        })
+    };
+    let ids = attribution::identity_ids(service, method, path, query, Some(&bytes), held);
+    Ok((Request::from_parts(parts, Body::from(bytes)), ids))
 }
 
 fn fault_response(rule: &FaultRule, status: u16) -> Response {

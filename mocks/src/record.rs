@@ -65,6 +65,13 @@ pub struct RecordedRequest {
     pub client_id: Option<String>,
     /// Requested resource/scope (IMDS/AAD) or token audience (ARM/Blob).
     pub resource: Option<String>,
+    /// Identity resource IDs the request concerns, normalised like
+    /// [`crate::resource_id::normalize`], sorted: IMDS `mi_res_id`/`msi_res_id`; the
+    /// `identity.userAssignedIdentities` keys (added or removed) of an ARM PATCH/PUT of a VM or
+    /// scale set, plus, when that write drops every user-assigned identity without listing them
+    /// (a PUT, or a `type` without `UserAssigned`), those the machine held.
+    #[serde(default)]
+    pub identity_ids: Vec<String>,
     /// Whether a fault rule produced the response.
     pub faulted: bool,
 }

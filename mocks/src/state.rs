@@ -67,6 +67,10 @@ pub(crate) struct MachineState {
     pub system: Option<SystemAssignedIdentity>,
     /// Normalized (lower-case) resource ids of assigned user identities, in assignment order.
     pub user_assigned: Vec<String>,
+    /// Those of `user_assigned` whose identity was deleted and recreated under the same resource
+    /// id after it was assigned: the machine still lists them, but they no longer resolve to a
+    /// principal (IMDS answers `Identity not found`) until they are removed and assigned again.
+    pub stale: Vec<String>,
     /// Stable `vmId` per instance (one entry for a VM).
     pub vm_ids: Vec<String>,
 }
@@ -201,7 +205,7 @@ impl CloudState {
         Ok(())
     }
 
-    fn client_id_in_use(&self, client_id: &str) -> bool {
+    pub fn client_id_in_use(&self, client_id: &str) -> bool {
         self.identities
             .iter()
             .any(|i| i.client_id.eq_ignore_ascii_case(client_id))
@@ -357,6 +361,7 @@ impl CloudState {
             provisioning_state: vm.provisioning_state.clone(),
             system: vm.system_assigned.clone(),
             user_assigned,
+            stale: Vec::new(),
             vm_ids: (0..count)
                 .map(|_| uuid::Uuid::new_v4().to_string())
                 .collect(),
@@ -438,6 +443,7 @@ impl CloudState {
         let users: Vec<ResolvedIdentity> = m
             .user_assigned
             .iter()
+            .filter(|rid| !m.stale.contains(rid))
             .filter_map(|rid| self.identity_by_id(rid))
             .map(|i| ResolvedIdentity {
                 client_id: i.client_id.clone(),
@@ -504,6 +510,7 @@ impl CloudState {
         let m = &mut self.machines[idx];
         let before = m.user_assigned.len();
         m.user_assigned.retain(|x| *x != n);
+        m.stale.retain(|x| *x != n);
         before != m.user_assigned.len()
     }
 }

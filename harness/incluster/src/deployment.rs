@@ -68,6 +68,9 @@ pub struct MicCredentials {
     pub client_secret: String,
     /// `vmss` or `standard`; MIC parses but does not use it (the node's providerID decides).
     pub vm_type: String,
+    /// The cluster identity's client ID (`USER_ASSIGNED_MSI_CLIENT_ID`, upstream chart's
+    /// `adminsecret.userAssignedMSIClientID`): MIC never removes it from a node.
+    pub user_assigned_identity_id: Option<String>,
 }
 
 impl std::fmt::Debug for MicCredentials {
@@ -80,6 +83,7 @@ impl std::fmt::Debug for MicCredentials {
             .field("client_id", &self.client_id)
             .field("client_secret", &"<redacted>")
             .field("vm_type", &self.vm_type)
+            .field("user_assigned_identity_id", &self.user_assigned_identity_id)
             .finish()
     }
 }
@@ -112,6 +116,9 @@ pub struct IdentityDeployment {
     pub nmi_flags: Vec<String>,
     /// Arguments appended after upstream's; ignored in managed mode.
     pub mic_flags: Vec<String>,
+    /// MIC's replicas (upstream's manifest runs 2, with leader election); `None` keeps
+    /// upstream's count.
+    pub mic_replicas: Option<u32>,
     pub cloud: CloudAccess,
     pub image_pull_policy: ImagePullPolicy,
     /// Whether to apply upstream's CRDs too. Off when the cluster already has them (applying

@@ -109,6 +109,7 @@ fn request(mode: Mode, namespace: &str) -> IdentityDeployment {
         mic_image: "podid.local/mic:v1.8.17".into(),
         nmi_flags: vec!["--metadata-header-required=true".into()],
         mic_flags: vec!["--syncRetryDuration=30s".into()],
+        mic_replicas: None,
         cloud: CloudAccess {
             host_aliases: vec![(
                 mock,
@@ -128,6 +129,7 @@ fn request(mode: Mode, namespace: &str) -> IdentityDeployment {
                 client_id: "00000000-0000-0000-0000-000000000003".into(),
                 client_secret: "not-a-secret".into(),
                 vm_type: "vmss".into(),
+                user_assigned_identity_id: None,
             }),
         },
         image_pull_policy: ImagePullPolicy::Never,

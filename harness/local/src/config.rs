@@ -13,7 +13,7 @@ pub struct Binaries {
     pub kube_apiserver: PathBuf,
     /// aad-pod-identity NMI.
     pub nmi: PathBuf,
-    /// aad-pod-identity MIC (not started by the local cluster itself).
+    /// aad-pod-identity MIC (needed only to run it: [`crate::LocalCluster::run_mic`]).
     pub mic: Option<PathBuf>,
     /// The aad-pod-identity CRD manifest (multi-document YAML).
     pub crds: PathBuf,
@@ -51,19 +51,31 @@ pub struct NmiConfig {
     pub extra_env: Vec<(String, String)>,
 }
 
-/// How MIC is started (inside one node's namespace, like a hostNetwork pod).
+/// How MIC runs: `replicas` processes with leader election, replica `i` inside the namespace
+/// of `nodes[i]` (like a hostNetwork pod: that node's hosts file, API forwarder and cloud
+/// addresses apply).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MicConfig {
-    /// The node whose namespace MIC runs in (its hosts file and cloud endpoints apply).
-    pub node: String,
+    /// 1 or 2.
+    pub replicas: u8,
+    /// Where each replica slot runs; at least `replicas` nodes.
+    pub nodes: Vec<String>,
     /// `--cloudconfig`: the azure.json MIC reads.
     pub cloud_config: PathBuf,
-    /// `--leader-election-instance`; unique per run.
+    /// Unique per run; replica `i` runs with `--leader-election-instance=<instance>-<i>`, the
+    /// same name at every start, so a restarted leader takes its lease back at once.
     pub instance: String,
     /// Flags appended after podid's own (a later flag wins in Go's `flag`).
     pub extra_args: Vec<String>,
     /// Extra environment (e.g. `SSL_CERT_FILE` for the mock cloud's CA).
     pub extra_env: Vec<(String, String)>,
+}
+
+impl MicConfig {
+    /// The `--leader-election-instance` of replica `slot`.
+    pub fn instance_of(&self, slot: u8) -> String {
+        format!("{}-{slot}", self.instance)
+    }
 }
 
 /// Everything [`crate::LocalCluster::start`] needs.
@@ -94,6 +106,42 @@ pub struct PodSpec {
     pub annotations: BTreeMap<String, String>,
     /// Node to put the pod on.
     pub node: String,
-    /// Name of an owning ReplicaSet (NMI's "is this MIC" check looks at it).
-    pub owner_replicaset: Option<String>,
+    /// The pod's owner reference (NMI's "is this MIC" check looks at an owning ReplicaSet).
+    pub owner: Option<PodOwner>,
+    /// The phase the pod reports while it runs.
+    pub phase: PodPhase,
+}
+
+/// The kind of object that owns a pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerKind {
+    ReplicaSet,
+    DaemonSet,
+}
+
+impl OwnerKind {
+    /// The `kind` of the owner reference.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ReplicaSet => "ReplicaSet",
+            Self::DaemonSet => "DaemonSet",
+        }
+    }
+}
+
+/// A pod's owner: only referenced (no controller runs to own anything here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodOwner {
+    pub kind: OwnerKind,
+    pub name: String,
+}
+
+/// The phase the harness, as kubelet, reports for a running pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PodPhase {
+    /// Running and Ready.
+    #[default]
+    Running,
+    /// Pending with its IP assigned, as while init containers run (NMI serves such pods).
+    Pending,
 }

@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use serde_json::{Value, json};
 
 use crate::addressing::NodeAddressing;
-use crate::config::{NodeConfig, PodSpec};
+use crate::config::{NodeConfig, PodPhase, PodSpec};
 
 /// Name of the single container every podid pod declares.
 pub const CONTAINER_NAME: &str = "app";
@@ -68,11 +68,11 @@ pub fn pod_object(spec: &PodSpec, owner_uid: &str) -> Value {
         "labels": spec.labels,
         "annotations": spec.annotations,
     });
-    if let Some(replicaset) = &spec.owner_replicaset {
+    if let Some(owner) = &spec.owner {
         metadata["ownerReferences"] = json!([{
             "apiVersion": "apps/v1",
-            "kind": "ReplicaSet",
-            "name": replicaset,
+            "kind": owner.kind.as_str(),
+            "name": owner.name,
             "uid": owner_uid,
             "controller": true,
         }]);
@@ -89,17 +89,25 @@ pub fn pod_object(spec: &PodSpec, owner_uid: &str) -> Value {
     })
 }
 
-/// A merge patch for `pods/status`: Running and Ready, with pod and host IPs (both list forms).
-pub fn pod_status_patch(pod_ip: Ipv4Addr, host_ip: Ipv4Addr, now: &str) -> Value {
-    let condition = |kind: &str| json!({"type": kind, "status": "True", "lastProbeTime": null, "lastTransitionTime": now});
+/// A merge patch for `pods/status` with pod and host IPs (both list forms): Running and Ready,
+/// or Pending with the container still initializing (as while init containers run).
+pub fn pod_status_patch(phase: PodPhase, pod_ip: Ipv4Addr, host_ip: Ipv4Addr, now: &str) -> Value {
+    let running = phase == PodPhase::Running;
+    let status = |up: bool| if up { "True" } else { "False" };
+    let condition = |kind: &str, up: bool| json!({"type": kind, "status": status(up), "lastProbeTime": null, "lastTransitionTime": now});
+    let state = if running {
+        json!({"running": {"startedAt": now}})
+    } else {
+        json!({"waiting": {"reason": "PodInitializing"}})
+    };
     json!({
         "status": {
-            "phase": "Running",
+            "phase": if running { "Running" } else { "Pending" },
             "conditions": [
-                condition("PodScheduled"),
-                condition("Initialized"),
-                condition("ContainersReady"),
-                condition("Ready"),
+                condition("PodScheduled", true),
+                condition("Initialized", running),
+                condition("ContainersReady", running),
+                condition("Ready", running),
             ],
             "podIP": pod_ip.to_string(),
             "podIPs": [{"ip": pod_ip.to_string()}],
@@ -110,10 +118,10 @@ pub fn pod_status_patch(pod_ip: Ipv4Addr, host_ip: Ipv4Addr, now: &str) -> Value
                 "name": CONTAINER_NAME,
                 "image": CONTAINER_IMAGE,
                 "imageID": "",
-                "ready": true,
-                "started": true,
+                "ready": running,
+                "started": running,
                 "restartCount": 0,
-                "state": {"running": {"startedAt": now}},
+                "state": state,
             }],
         }
     })
@@ -127,6 +135,7 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{OwnerKind, PodOwner};
 
     fn node() -> NodeConfig {
         NodeConfig {
@@ -155,7 +164,10 @@ mod tests {
             name: "web".into(),
             node: "node-1".into(),
             labels: [("aadpodidbinding".to_string(), "demo".to_string())].into(),
-            owner_replicaset: Some("mic-abc".into()),
+            owner: Some(PodOwner {
+                kind: OwnerKind::ReplicaSet,
+                name: "mic-abc".into(),
+            }),
             ..PodSpec::default()
         };
         let pod = pod_object(&spec, "uid-1");
@@ -165,9 +177,25 @@ mod tests {
         assert_eq!(pod["metadata"]["ownerReferences"][0]["kind"], "ReplicaSet");
         assert_eq!(pod["metadata"]["ownerReferences"][0]["name"], "mic-abc");
 
+        let daemon = pod_object(
+            &PodSpec {
+                owner: Some(PodOwner {
+                    kind: OwnerKind::DaemonSet,
+                    name: "nmi".into(),
+                }),
+                ..spec.clone()
+            },
+            "uid-2",
+        );
+        assert_eq!(
+            daemon["metadata"]["ownerReferences"][0]["kind"],
+            "DaemonSet"
+        );
+        assert_eq!(daemon["metadata"]["ownerReferences"][0]["uid"], "uid-2");
+
         let plain = pod_object(
             &PodSpec {
-                owner_replicaset: None,
+                owner: None,
                 ..spec
             },
             "uid-1",
@@ -178,6 +206,7 @@ mod tests {
     #[test]
     fn pod_status_sets_both_ip_forms_and_running() {
         let s = pod_status_patch(
+            PodPhase::Running,
             "10.244.1.2".parse().unwrap(),
             "10.240.0.1".parse().unwrap(),
             "2024-01-01T00:00:00Z",
@@ -187,6 +216,25 @@ mod tests {
         assert_eq!(s["status"]["podIPs"][0]["ip"], "10.244.1.2");
         assert_eq!(s["status"]["hostIPs"][0]["ip"], "10.240.0.1");
         assert_eq!(s["status"]["containerStatuses"][0]["ready"], true);
+    }
+
+    #[test]
+    fn pending_pods_have_an_ip_but_are_not_ready() {
+        let s = pod_status_patch(
+            PodPhase::Pending,
+            "10.244.1.3".parse().unwrap(),
+            "10.240.0.1".parse().unwrap(),
+            "2024-01-01T00:00:00Z",
+        );
+        assert_eq!(s["status"]["phase"], "Pending");
+        assert_eq!(s["status"]["podIP"], "10.244.1.3");
+        assert_eq!(s["status"]["conditions"][3]["type"], "Ready");
+        assert_eq!(s["status"]["conditions"][3]["status"], "False");
+        assert_eq!(s["status"]["containerStatuses"][0]["ready"], false);
+        assert_eq!(
+            s["status"]["containerStatuses"][0]["state"]["waiting"]["reason"],
+            "PodInitializing"
+        );
     }
 
     #[test]

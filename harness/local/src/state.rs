@@ -17,7 +17,7 @@ pub const STATE_DIR: &str = "/run/podid";
 /// A process recorded with its start time, so a reused pid is never killed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedProcess {
-    /// What it is (etcd, kube-apiserver, nmi-<node>).
+    /// What it is (etcd, kube-apiserver, nmi-<node>, mic-<slot>).
     pub name: String,
     /// Process id.
     pub pid: u32,

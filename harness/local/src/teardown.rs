@@ -24,8 +24,8 @@ const REAP_LIMIT: Duration = Duration::from_secs(3);
 pub(crate) enum Role {
     /// NMI on the named node.
     Nmi(String),
-    /// MIC (one per cluster).
-    Mic,
+    /// MIC replica `slot` (0 or 1; leader election decides which one leads).
+    Mic(u8),
     /// kube-apiserver.
     ApiServer,
     /// etcd.
@@ -44,7 +44,7 @@ impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Nmi(node) => write!(f, "nmi-{node}"),
-            Self::Mic => f.write_str("mic"),
+            Self::Mic(slot) => write!(f, "mic-{slot}"),
             Self::ApiServer => f.write_str("kube-apiserver"),
             Self::Etcd => f.write_str("etcd"),
         }
@@ -129,9 +129,12 @@ impl RunRegistry {
         Ok(self.processes.get_mut(&role).expect("just inserted"))
     }
 
-    /// Whether a process is registered in `role` (started and not yet forgotten).
-    pub(crate) fn is_running(&self, role: &Role) -> bool {
-        self.processes.contains_key(role)
+    /// Whether the process in `role` is registered and still running (one that exited on its
+    /// own, like a MIC that lost its lease, stays registered until forgotten but is down).
+    pub(crate) fn is_up(&mut self, role: &Role) -> bool {
+        self.processes
+            .get_mut(role)
+            .is_some_and(|p| p.exited().is_none())
     }
 
     /// The process registered in `role`, to wait on or stop it while it stays recorded.
@@ -237,13 +240,26 @@ mod tests {
 
     #[test]
     fn roles_are_named_like_their_processes_and_sorted_in_teardown_order() {
-        let mut roles = vec![Role::Etcd, Role::ApiServer, Role::Mic, Role::nmi("node-b")];
+        let mut roles = vec![
+            Role::Etcd,
+            Role::ApiServer,
+            Role::Mic(1),
+            Role::nmi("node-b"),
+        ];
         roles.push(Role::nmi("node-a"));
+        roles.push(Role::Mic(0));
         roles.sort();
         let names: Vec<String> = roles.iter().map(Role::to_string).collect();
         assert_eq!(
             names,
-            ["nmi-node-a", "nmi-node-b", "mic", "kube-apiserver", "etcd"]
+            [
+                "nmi-node-a",
+                "nmi-node-b",
+                "mic-0",
+                "mic-1",
+                "kube-apiserver",
+                "etcd"
+            ]
         );
     }
 }

@@ -37,14 +37,15 @@ pub const MIC_WATCHES: &[&str] = &[
     "azureassignedidentities",
 ];
 
-/// The components of this cluster that watch aad-pod-identity resources.
+/// The components that watch aad-pod-identity resources besides the ones being started or
+/// stopped (NMI runs per node, so one NMI can restart while the others keep watching).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Watchers {
-    /// NMI's mode, when it runs.
+    /// NMI's mode, when it is configured.
     pub nmi: Option<NmiMode>,
-    /// How many NMIs run when it does (one per node).
-    pub nodes: u64,
-    /// Whether MIC runs.
+    /// How many NMIs run in that mode.
+    pub nmis: u64,
+    /// Whether a MIC leader runs (followers watch nothing until they lead).
     pub mic: bool,
 }
 
@@ -52,7 +53,7 @@ impl Watchers {
     /// NMI's watches of `resource`.
     fn nmi_count(&self, resource: &str) -> u64 {
         match self.nmi {
-            Some(mode) if nmi_watches(mode).contains(&resource) => self.nodes,
+            Some(mode) if nmi_watches(mode).contains(&resource) => self.nmis,
             _ => 0,
         }
     }
@@ -62,28 +63,49 @@ impl Watchers {
         u64::from(self.mic && MIC_WATCHES.contains(&resource))
     }
 
-    /// What NMI in `mode` on every node adds to MIC's watches (whether NMI is marked running
-    /// here or not).
-    pub fn nmi_targets(&self, mode: NmiMode) -> Vec<WatchTarget> {
+    /// What `own` NMIs in `mode` add to everyone else's watches.
+    pub fn nmi_targets(&self, mode: NmiMode, own: u64) -> Vec<WatchTarget> {
         nmi_watches(mode)
             .iter()
             .map(|resource| WatchTarget {
                 resource,
-                others: self.mic_count(resource),
-                own: self.nodes,
+                others: self.mic_count(resource) + self.nmi_count(resource),
+                own,
             })
             .collect()
     }
 
-    /// What MIC adds to NMI's watches (whether MIC is marked running here or not).
+    /// What a MIC leader adds to everyone else's watches.
     pub fn mic_targets(&self) -> Vec<WatchTarget> {
         MIC_WATCHES
             .iter()
             .map(|resource| WatchTarget {
                 resource,
-                others: self.nmi_count(resource),
+                others: self.nmi_count(resource) + self.mic_count(resource),
                 own: 1,
             })
+            .collect()
+    }
+
+    /// Every watch these components hold, as if all were starting at once (after the API
+    /// server restarted, every watch is new).
+    pub fn all_targets(&self) -> Vec<WatchTarget> {
+        let mut resources: Vec<&'static str> = MIC_WATCHES.to_vec();
+        for mode in [NmiMode::Standard, NmiMode::Managed] {
+            for resource in nmi_watches(mode) {
+                if !resources.contains(resource) {
+                    resources.push(resource);
+                }
+            }
+        }
+        resources
+            .into_iter()
+            .map(|resource| WatchTarget {
+                resource,
+                others: 0,
+                own: self.nmi_count(resource) + self.mic_count(resource),
+            })
+            .filter(|t| t.own > 0)
             .collect()
     }
 }
@@ -222,10 +244,10 @@ apiserver_longrunning_requests{component="apiserver",group="",resource="pods",sc
     fn mics_watch_is_not_taken_for_an_nmis() {
         let with_mic = Watchers {
             nmi: None,
-            nodes: 2,
+            nmis: 0,
             mic: true,
         };
-        let targets = with_mic.nmi_targets(NmiMode::Standard);
+        let targets = with_mic.nmi_targets(NmiMode::Standard, 2);
         // MIC and one of two NMIs watch assigned identities: NMI is not ready yet.
         let one_nmi = metrics(&[
             ("azureassignedidentities", 2),
@@ -251,10 +273,31 @@ apiserver_longrunning_requests{component="apiserver",group="",resource="pods",sc
     }
 
     #[test]
+    fn one_nmi_restarting_counts_the_other_nodes_nmi_as_others() {
+        let rest = Watchers {
+            nmi: Some(NmiMode::Managed),
+            nmis: 1,
+            mic: false,
+        };
+        let targets = rest.nmi_targets(NmiMode::Managed, 1);
+        assert!(targets.iter().all(|t| t.others == 1 && t.own == 1));
+        let only_the_other = metrics(&[
+            ("azureidentities", 1),
+            ("azureidentitybindings", 1),
+            ("azurepodidentityexceptions", 1),
+        ]);
+        assert!(check_targets(&only_the_other, &targets, WatchState::Open).is_err());
+        assert_eq!(
+            check_targets(&only_the_other, &targets, WatchState::Closed),
+            Ok(())
+        );
+    }
+
+    #[test]
     fn mic_counts_on_top_of_nmi_in_the_same_mode() {
         let standard = Watchers {
             nmi: Some(NmiMode::Standard),
-            nodes: 2,
+            nmis: 2,
             mic: false,
         };
         let targets = standard.mic_targets();
@@ -279,5 +322,32 @@ apiserver_longrunning_requests{component="apiserver",group="",resource="pods",sc
         };
         assert_eq!(managed.mic_targets()[0].others, 2);
         assert_eq!(managed.mic_targets()[2].others, 0);
+    }
+
+    #[test]
+    fn after_an_api_server_restart_every_watch_is_waited_for() {
+        let all = Watchers {
+            nmi: Some(NmiMode::Standard),
+            nmis: 2,
+            mic: true,
+        }
+        .all_targets();
+        let owns: Vec<(&str, u64)> = all.iter().map(|t| (t.resource, t.own)).collect();
+        assert_eq!(
+            owns,
+            [
+                ("azureidentitybindings", 1),
+                ("azureidentities", 1),
+                ("azureassignedidentities", 3),
+                ("azurepodidentityexceptions", 2),
+            ]
+        );
+        assert!(all.iter().all(|t| t.others == 0));
+        let nothing = Watchers {
+            nmi: None,
+            nmis: 0,
+            mic: false,
+        };
+        assert!(nothing.all_targets().is_empty());
     }
 }

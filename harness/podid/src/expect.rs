@@ -4,8 +4,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use podid_probe::HttpExchange;
 use podid_reports::Failure;
-use podid_scenario::Expect;
 use podid_scenario::reference::{self, Resolve};
+use podid_scenario::{Expect, Located, RequestExpect};
 use serde_json::Value;
 
 use crate::jwt;
@@ -71,6 +71,19 @@ fn show_body(body: &str) -> String {
 
 /// Every failed expectation (empty when all hold).
 pub fn check(expect: &Expect, observed: &Observed, resolver: &dyn Resolve) -> Vec<Failure> {
+    let mut failures = check_answer(expect, observed, resolver);
+    failures.extend(check_requests(
+        &expect.requests,
+        observed.requests,
+        observed.trial_requests,
+        resolver,
+    ));
+    failures
+}
+
+/// The failed expectations on one answer: status, headers, body, token, error code and
+/// latency (`observed.requests` is not looked at).
+pub fn check_answer(expect: &Expect, observed: &Observed, resolver: &dyn Resolve) -> Vec<Failure> {
     let mut failures = Vec::new();
     let needs_response = expect.status.is_some()
         || !expect.headers.is_empty()
@@ -224,19 +237,40 @@ pub fn check(expect: &Expect, observed: &Observed, resolver: &dyn Resolve) -> Ve
         }
     }
 
-    if let Some(max) = expect.max_latency {
-        if observed.elapsed > max.0 {
-            failures.push(failure(
-                "maxLatency",
-                max.to_string(),
-                format!("{}ms", observed.elapsed.as_millis()),
-                "the step took too long",
-            ));
-        }
-    }
+    failures.extend(check_latency(expect, observed.elapsed));
+    failures
+}
 
-    for req in &expect.requests {
-        check_requests(&req.value, observed, resolver, &mut failures);
+/// `maxLatency` against how long the action (or one answer) took.
+pub fn check_latency(expect: &Expect, elapsed: Duration) -> Option<Failure> {
+    let max = expect.max_latency?;
+    (elapsed > max.0).then(|| {
+        failure(
+            "maxLatency",
+            max.to_string(),
+            format!("{}ms", elapsed.as_millis()),
+            "the step took too long",
+        )
+    })
+}
+
+/// The failed `requests` expectations, counted in `requests` (the step's window) or
+/// `trial_requests` (since the trial began) as each says.
+pub fn check_requests(
+    expected: &[Located<RequestExpect>],
+    requests: &[CloudRequest],
+    trial_requests: &[CloudRequest],
+    resolver: &dyn Resolve,
+) -> Vec<Failure> {
+    let mut failures = Vec::new();
+    for req in expected {
+        check_request(
+            &req.value,
+            requests,
+            trial_requests,
+            resolver,
+            &mut failures,
+        );
     }
     failures
 }
@@ -439,9 +473,10 @@ impl RequestMatcher {
     }
 }
 
-fn check_requests(
+fn check_request(
     req: &podid_scenario::RequestExpect,
-    observed: &Observed,
+    requests: &[CloudRequest],
+    trial_requests: &[CloudRequest],
     resolver: &dyn Resolve,
     failures: &mut Vec<Failure>,
 ) {
@@ -459,8 +494,8 @@ fn check_requests(
             .and_then(|p| render(p, resolver, failures, "requests.path")),
     };
     let window = match req.since {
-        podid_scenario::RequestWindow::Attempt => observed.requests,
-        podid_scenario::RequestWindow::Trial => observed.trial_requests,
+        podid_scenario::RequestWindow::Attempt => requests,
+        podid_scenario::RequestWindow::Trial => trial_requests,
     };
     let matching: Vec<&CloudRequest> = window.iter().filter(|r| matcher.matches(r)).collect();
     let ok = match req.count {

@@ -3,11 +3,12 @@
 
 use std::collections::HashMap;
 
+pub use podid_scenario::CLUSTER_IDENTITY;
 use podid_scenario::reference::{Reference, Resolve, Root};
-use podid_scenario::{NmiMode, Scenario};
+use podid_scenario::{MIC_NAMESPACE, NmiMode, ObjectKind, Scenario};
 use rand::Rng;
 
-use crate::provider::{CloudNames, DeclaredCloud, NodeInfo, PodHandle};
+use crate::provider::{CloudNames, ClusterIdentity, DeclaredCloud, NodeInfo, PodHandle};
 
 pub use crate::provider::cloud::{IdentityValues, ServicePrincipalValues};
 
@@ -30,7 +31,32 @@ pub struct ScenarioInstance {
     pub accounts: HashMap<String, String>,
     pub account_urls: HashMap<String, String>,
     pub nodes: Vec<NodeInfo>,
+    /// Pods by name; a pod group's members by member name (`app-0`).
     pub pods: HashMap<String, PodHandle>,
+    /// Pod groups (`replicas: N`): group name → member names, in order.
+    pub pod_groups: HashMap<String, Vec<String>>,
+    /// The namespace MIC runs in (what `namespace: mic` means).
+    pub mic_namespace: String,
+    /// Whether the trial put pods in MIC's namespace (their AzureAssignedIdentities name it).
+    pub pods_in_mic_namespace: bool,
+    /// The provider's cluster identity (identity name `cluster`), if it has one.
+    pub cluster_identity: Option<ClusterIdentity>,
+    /// Principal IDs `enableSystemAssigned` got, by logical node.
+    pub system_assigned: HashMap<String, String>,
+    /// Identity values replaced by `recreateIdentity`: requests made with them are still this
+    /// trial's.
+    pub retired_identities: Vec<IdentityValues>,
+}
+
+/// What the provider contributes to every scenario instance.
+#[derive(Debug, Clone)]
+pub struct ProviderFacts {
+    pub run_id: String,
+    pub tenant_id: String,
+    pub subscription_id: String,
+    pub nodes: Vec<NodeInfo>,
+    pub mic_namespace: String,
+    pub cluster_identity: Option<ClusterIdentity>,
 }
 
 fn random_suffix(len: usize) -> String {
@@ -46,10 +72,7 @@ impl ScenarioInstance {
     pub fn new(
         scenario: &Scenario,
         mode: NmiMode,
-        run_id: &str,
-        tenant_id: &str,
-        subscription_id: &str,
-        nodes: &[NodeInfo],
+        facts: ProviderFacts,
         account_url: impl Fn(&str) -> String,
     ) -> Self {
         let suffix = random_suffix(5);
@@ -65,6 +88,7 @@ impl ScenarioInstance {
                     .iter()
                     .flat_map(|s| s.value.apply.iter().flat_map(|a| a.namespaces.iter())),
             )
+            .filter(|n| n.value != MIC_NAMESPACE)
             .map(|n| (n.value.clone(), format!("{}-{suffix}", n.value)))
             .collect();
         let accounts: HashMap<String, String> = scenario
@@ -80,26 +104,79 @@ impl ScenarioInstance {
         Self {
             scenario: scenario.name.value.clone(),
             mode,
-            run_id: run_id.to_string(),
+            run_id: facts.run_id,
             suffix,
             namespace,
-            tenant_id: tenant_id.to_string(),
-            subscription_id: subscription_id.to_string(),
+            tenant_id: facts.tenant_id,
+            subscription_id: facts.subscription_id,
             namespaces,
             identities: HashMap::new(),
             service_principals: HashMap::new(),
             accounts,
             account_urls,
-            nodes: nodes.to_vec(),
+            nodes: facts.nodes,
             pods: HashMap::new(),
+            pod_groups: HashMap::new(),
+            mic_namespace: facts.mic_namespace,
+            pods_in_mic_namespace: false,
+            cluster_identity: facts.cluster_identity,
+            system_assigned: HashMap::new(),
+            retired_identities: Vec::new(),
         }
     }
 
-    /// The real namespace for an optional declared one (the scenario's own when absent).
+    /// The real namespace for an optional declared one (the scenario's own when absent, MIC's
+    /// for [`MIC_NAMESPACE`]).
     pub fn namespace_for(&self, declared: Option<&str>) -> String {
-        declared
-            .and_then(|d| self.namespaces.get(d).cloned())
-            .unwrap_or_else(|| self.namespace.clone())
+        match declared {
+            Some(MIC_NAMESPACE) => self.mic_namespace.clone(),
+            Some(d) => self
+                .namespaces
+                .get(d)
+                .cloned()
+                .unwrap_or_else(|| self.namespace.clone()),
+            None => self.namespace.clone(),
+        }
+    }
+
+    /// The real namespace of an object of `kind` a step names: as [`Self::namespace_for`], except
+    /// that AzureAssignedIdentities live in MIC's namespace unless told otherwise.
+    pub fn object_namespace(&self, kind: ObjectKind, declared: Option<&str>) -> String {
+        match (kind, declared) {
+            (ObjectKind::AzureAssignedIdentity, None) => self.mic_namespace.clone(),
+            _ => self.namespace_for(declared),
+        }
+    }
+
+    /// The namespaces this trial's pods live in: what its AzureAssignedIdentities'
+    /// `spec.podNamespace` names.
+    pub fn pod_namespaces(&self) -> Vec<String> {
+        let mut out = vec![self.namespace.clone()];
+        out.extend(self.namespaces.values().cloned());
+        if self.pods_in_mic_namespace {
+            out.push(self.mic_namespace.clone());
+        }
+        out
+    }
+
+    /// The resource ID of a `cloud.identities` name, or of the cluster identity for
+    /// [`CLUSTER_IDENTITY`].
+    pub fn identity_resource_id(&self, name: &str) -> Option<String> {
+        match name {
+            CLUSTER_IDENTITY => self
+                .cluster_identity
+                .as_ref()
+                .map(|c| c.resource_id.clone()),
+            _ => self.identities.get(name).map(|v| v.resource_id.clone()),
+        }
+    }
+
+    /// The pods a step naming `name` addresses: a group's members, or the pod itself.
+    pub fn pod_names(&self, name: &str) -> Vec<String> {
+        match self.pod_groups.get(name) {
+            Some(members) => members.clone(),
+            None => vec![name.to_string()],
+        }
     }
 
     pub fn node(&self, logical: &str) -> Option<&NodeInfo> {
@@ -164,6 +241,15 @@ impl Resolve for ScenarioInstance {
             Root::Cloud => match field {
                 "tenantId" => Some(self.tenant_id.clone()),
                 "subscriptionId" => Some(self.subscription_id.clone()),
+                "clusterIdentityClientId" => {
+                    Some(self.cluster_identity.as_ref()?.client_id.clone())
+                }
+                "clusterIdentityResourceId" => {
+                    Some(self.cluster_identity.as_ref()?.resource_id.clone())
+                }
+                "clusterIdentityPrincipalId" => {
+                    Some(self.cluster_identity.as_ref()?.principal_id.clone())
+                }
                 _ => None,
             },
             Root::Scenario => match field {
@@ -171,6 +257,7 @@ impl Resolve for ScenarioInstance {
                 "namespace" => Some(self.namespace.clone()),
                 "runId" => Some(self.run_id.clone()),
                 "mode" => Some(self.mode.as_str().to_string()),
+                "micNamespace" => Some(self.mic_namespace.clone()),
                 _ => None,
             },
         }

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::instance::ScenarioInstance;
 use crate::provider::ObjectKey;
+use crate::provider::cloud::ServicePrincipalCredential;
 
 /// Label put on everything podid creates, for sweeping leftovers.
 pub const RUN_LABEL: &str = "podid.io/run";
@@ -58,6 +59,34 @@ fn metadata(name: &str, namespace: &str, inst: &ScenarioInstance) -> Value {
     })
 }
 
+/// The Secret holding the credential of a service-principal AzureIdentity.
+pub fn credential_secret_name(azure_identity: &str) -> String {
+    format!("{azure_identity}-secret")
+}
+
+/// AzureIdentity `spec.type`: 1 for a client secret, 2 for a certificate.
+fn identity_type_of(credential: &ServicePrincipalCredential) -> u8 {
+    match credential {
+        ServicePrincipalCredential::Secret(_) => 1,
+        ServicePrincipalCredential::Certificate { .. } => 2,
+    }
+}
+
+/// The Secret's `data` as NMI reads it: type 1 takes the first (here the only) value,
+/// `clientSecret`; type 2 reads `certificate` (PKCS#12 bytes) and `password`.
+fn credential_secret_data(credential: &ServicePrincipalCredential) -> Value {
+    use base64::Engine;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    match credential {
+        ServicePrincipalCredential::Secret(secret) => {
+            json!({"clientSecret": b64(secret.as_bytes())})
+        }
+        ServicePrincipalCredential::Certificate { pkcs12, password } => {
+            json!({"certificate": b64(pkcs12), "password": b64(password.as_bytes())})
+        }
+    }
+}
+
 /// The non-pod objects of a `cluster`/`apply` section, in creation order (namespaces first,
 /// identities before bindings), as JSON ready to apply.
 pub fn objects_of(cluster: &Cluster, inst: &ScenarioInstance) -> Result<Vec<Value>, RenderError> {
@@ -88,12 +117,19 @@ pub fn objects_of(cluster: &Cluster, inst: &ScenarioInstance) -> Result<Vec<Valu
             .as_ref()
             .and_then(|s| inst.service_principals.get(s.as_str()))
         {
-            spec.insert("type".into(), json!(1));
+            let secret_name = credential_secret_name(name);
+            out.push(json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": metadata(&secret_name, &ns, inst),
+                "type": "Opaque",
+                "data": credential_secret_data(&sp.credential),
+            }));
+            spec.insert("type".into(), json!(identity_type_of(&sp.credential)));
             spec.insert("clientID".into(), json!(sp.client_id));
             spec.insert("tenantID".into(), json!(inst.tenant_id));
             spec.insert(
                 "clientPassword".into(),
-                json!({"name": format!("{name}-secret"), "namespace": ns}),
+                json!({"name": secret_name, "namespace": ns}),
             );
         }
         if let Some(c) = &ai.client_id {
@@ -138,4 +174,42 @@ pub fn objects_of(cluster: &Cluster, inst: &ScenarioInstance) -> Result<Vec<Valu
         out.push(value);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    fn decoded(data: &Value, key: &str) -> Vec<u8> {
+        base64::engine::general_purpose::STANDARD
+            .decode(data[key].as_str().unwrap())
+            .unwrap()
+    }
+
+    #[test]
+    fn secret_credential_is_a_single_client_secret_key_for_type_1() {
+        let credential = ServicePrincipalCredential::Secret("s3cr3t-value".into());
+        let data = credential_secret_data(&credential);
+        assert_eq!(
+            data.as_object().unwrap().len(),
+            1,
+            "NMI takes the first value"
+        );
+        assert_eq!(decoded(&data, "clientSecret"), b"s3cr3t-value");
+        assert_eq!(identity_type_of(&credential), 1);
+    }
+
+    #[test]
+    fn certificate_credential_is_pkcs12_and_password_for_type_2() {
+        let credential = ServicePrincipalCredential::Certificate {
+            pkcs12: vec![0x30, 0x82, 0x01],
+            password: "pw".into(),
+        };
+        let data = credential_secret_data(&credential);
+        assert_eq!(decoded(&data, "certificate"), vec![0x30, 0x82, 0x01]);
+        assert_eq!(decoded(&data, "password"), b"pw");
+        assert_eq!(data.as_object().unwrap().len(), 2);
+        assert_eq!(identity_type_of(&credential), 2);
+    }
 }

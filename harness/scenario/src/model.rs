@@ -15,6 +15,11 @@ pub const LOGICAL_NODES: [&str; 2] = ["node-0", "node-1"];
 /// live, and where NMI's MIC short cut applies). It cannot be declared under `namespaces`.
 pub const MIC_NAMESPACE: &str = "mic";
 
+/// The identity name that stands for the provider's cluster identity (azure.json
+/// `userAssignedIdentityID`, which MIC never removes) in `cloud` steps and
+/// `expect.nodeIdentities`. A scenario cannot declare an identity of that name.
+pub const CLUSTER_IDENTITY: &str = "cluster";
+
 /// A name written by the scenario author (a map key or a reference to one), with its position.
 pub type Name = Located<String>;
 /// A string that may contain `${...}` references, resolved when the scenario runs.
@@ -26,7 +31,8 @@ pub type Named<T> = IndexMap<Name, T>;
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Scenario {
-    /// Unique name (lowercase letters, digits and `-`); it names the test trial and the report entry.
+    /// Unique name (lowercase letters, digits and `-`); it names the test trial and the report
+    /// entry.
     pub name: Name,
     /// What the scenario shows, in a sentence or two.
     #[serde(default)]
@@ -83,7 +89,8 @@ impl NmiMode {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ComponentSettings {
     /// Flags appended to the component's command line, e.g. `--set-retry-after-header=true`;
-    /// `${...}` references are resolved per trial (`--immutable-user-msis=${identities.x.clientId}`).
+    /// `${...}` references are resolved per trial
+    /// (`--immutable-user-msis=${identities.x.clientId}`).
     #[serde(default)]
     pub flags: Vec<Template>,
 }
@@ -151,8 +158,10 @@ pub struct IdentityDecl {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ServicePrincipalDecl {
+    /// Application (client) ID; a GUID is generated when omitted.
     #[serde(default)]
     pub client_id: Option<Located<String>>,
+    /// Object ID; a GUID is generated when omitted.
     #[serde(default)]
     pub object_id: Option<Located<String>>,
     /// Client secret; give this or `certificate: true`.
@@ -178,6 +187,7 @@ pub struct StorageAccountDecl {
 pub struct RoleAssignmentDecl {
     /// Name of an identity or service principal declared under `cloud`.
     pub principal: Name,
+    /// The built-in role to assign.
     pub role: Located<Role>,
     /// Name of a storage account declared under `cloud.storageAccounts`.
     pub account: Name,
@@ -254,6 +264,8 @@ impl Cluster {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AzureIdentityDecl {
+    /// A `cluster.namespaces` entry, or `mic` for MIC's namespace (default: the scenario's
+    /// namespace).
     #[serde(default)]
     pub namespace: Option<Name>,
     /// Name of a `cloud.identities` entry.
@@ -277,10 +289,13 @@ pub struct AzureIdentityDecl {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AzureIdentityBindingDecl {
+    /// A `cluster.namespaces` entry, or `mic` for MIC's namespace (default: the scenario's
+    /// namespace).
     #[serde(default)]
     pub namespace: Option<Name>,
     /// Name of an AzureIdentity (written as is, so a dangling name can be tested on purpose).
     pub azure_identity: Name,
+    /// Pods labelled `aadpodidbinding: <selector>` may use the identity.
     pub selector: Template,
 }
 
@@ -288,8 +303,11 @@ pub struct AzureIdentityBindingDecl {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AzurePodIdentityExceptionDecl {
+    /// A `cluster.namespaces` entry, or `mic` for MIC's namespace (default: the scenario's
+    /// namespace).
     #[serde(default)]
     pub namespace: Option<Name>,
+    /// Labels (at least one); a pod carrying any of them bypasses NMI's identity checks.
     pub pod_labels: IndexMap<String, Template>,
 }
 
@@ -297,8 +315,11 @@ pub struct AzurePodIdentityExceptionDecl {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SecretDecl {
+    /// A `cluster.namespaces` entry, or `mic` for MIC's namespace (default: the scenario's
+    /// namespace).
     #[serde(default)]
     pub namespace: Option<Name>,
+    /// The Secret's data, as strings.
     #[serde(default)]
     pub string_data: IndexMap<String, Template>,
 }
@@ -307,19 +328,23 @@ pub struct SecretDecl {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PodDecl {
+    /// A `cluster.namespaces` entry, or `mic` for MIC's namespace (default: the scenario's
+    /// namespace).
     #[serde(default)]
     pub namespace: Option<Name>,
     /// Logical node name: `node-0` or `node-1`.
     pub node: Name,
+    /// Pod labels, e.g. `aadpodidbinding: reader`.
     #[serde(default)]
     pub labels: IndexMap<String, Template>,
+    /// Pod annotations.
     #[serde(default)]
     pub annotations: IndexMap<String, Template>,
     /// The pod's owner reference (NMI reads an owning ReplicaSet for its MIC short cut).
     #[serde(default)]
     pub owner: Option<OwnerDecl>,
-    /// A group of this many pods named `<name>-0` … `<name>-<n-1>`, all alike; a `token` step
-    /// naming the group sends one request from each at once.
+    /// A group of this many pods (1 to 100) named `<name>-0` … `<name>-<n-1>`, all alike; a
+    /// `token` or `blob` step naming the group sends from each member at once.
     #[serde(default)]
     pub replicas: Option<Located<u32>>,
     /// The phase the pod reports: `Running` (default) or `Pending` (as while init containers
@@ -341,7 +366,9 @@ impl PodDecl {
 /// Kinds a pod's owner reference may have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum OwnerKind {
+    /// Owned by a ReplicaSet, as a Deployment's pods (MIC's among them) are.
     ReplicaSet,
+    /// Owned by a DaemonSet, as NMI's pods are.
     DaemonSet,
 }
 
@@ -358,15 +385,19 @@ impl OwnerKind {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct OwnerDecl {
+    /// `ReplicaSet` or `DaemonSet`.
     pub kind: Located<OwnerKind>,
+    /// The owner's name; NMI's MIC short cut needs `namespace: mic` and a ReplicaSet named `mic…`.
     pub name: Template,
 }
 
 /// The phase a pod reports in its status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
 pub enum PodPhase {
+    /// The default.
     #[default]
     Running,
+    /// Running, but reporting phase Pending, as while init containers run.
     Pending,
 }
 
@@ -383,6 +414,10 @@ pub struct Step {
     /// Shown in reports; a name is derived from the action when omitted.
     #[serde(default)]
     pub name: Option<String>,
+    /// Run this step only in these NMI modes (default: every mode of the scenario), where the
+    /// modes legitimately differ; in other modes it is reported as not applicable.
+    #[serde(default)]
+    pub modes: Vec<Located<NmiMode>>,
     /// Ask for a token from inside a pod, as Azure SDKs do.
     #[serde(default)]
     pub token: Option<TokenStep>,
@@ -398,7 +433,8 @@ pub struct Step {
     /// JSON merge-patch an object.
     #[serde(default)]
     pub patch: Option<PatchStep>,
-    /// Wait for an object to exist or be gone.
+    /// Wait for an object to exist (with given fields) or be gone, for a number of objects, or
+    /// for cloud requests.
     #[serde(default)]
     pub wait: Option<WaitStep>,
     /// Pause; only where elapsed time is the point (prefer `wait` and `expect.within`).
@@ -570,7 +606,8 @@ impl<'a> IdentitySelector<'a> {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TokenStep {
-    /// The pod (a `cluster.pods` name) the request is sent from.
+    /// The pod the request is sent from: a pod, a pod group (every member at once) or a group
+    /// member (`<group>-<i>`).
     pub pod: Name,
     /// The `resource` query parameter; omit it to test NMI's "resource cannot be empty".
     #[serde(default)]
@@ -626,12 +663,15 @@ pub enum BlobOp {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BlobStep {
+    /// The pod the request is sent from: a pod, a pod group (every member at once) or a group
+    /// member (`<group>-<i>`).
     pub pod: Name,
     /// `read` (Get Blob), `write` (Put Blob) or `list` (List Blobs).
     #[serde(default)]
     pub op: BlobOp,
     /// A `cloud.storageAccounts` name.
     pub account: Name,
+    /// Container name.
     pub container: Template,
     /// Blob name (required for `read` and `write`).
     #[serde(default)]
@@ -696,8 +736,12 @@ impl ObjectKind {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ObjectRef {
+    /// The object's kind.
     pub kind: Located<ObjectKind>,
+    /// The object's real name; `delete` of a pod group deletes every member.
     pub name: Template,
+    /// A `cluster.namespaces` entry or `mic` (default: the scenario's namespace; for
+    /// AzureAssignedIdentities, MIC's namespace, the only one they live in).
     #[serde(default)]
     pub namespace: Option<Name>,
 }
@@ -706,8 +750,12 @@ pub struct ObjectRef {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PatchStep {
+    /// The object's kind.
     pub kind: Located<ObjectKind>,
+    /// The object's real name.
     pub name: Template,
+    /// A `cluster.namespaces` entry or `mic` (default: the scenario's namespace; for
+    /// AzureAssignedIdentities, MIC's namespace, the only one they live in).
     #[serde(default)]
     pub namespace: Option<Name>,
     /// The merge patch (string values may use `${...}`).
@@ -723,17 +771,23 @@ pub enum WaitFor {
     Deleted,
 }
 
-/// Wait until an object exists or is gone (`kind` + `name`), or until the mock cloud has
-/// received requests (`requests`): a condition, never a fixed pause.
+/// Wait until an object exists or is gone (`kind` + `name`, optionally `fields`), until a number
+/// of objects exist (`kind` + `count`), or until the mock cloud has received requests
+/// (`requests`): a condition, never a fixed pause.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct WaitStep {
+    /// The kind of object waited for.
     #[serde(default)]
     pub kind: Option<Located<ObjectKind>>,
+    /// The object's real name; leave it out with `count`.
     #[serde(default)]
     pub name: Option<Template>,
+    /// A `cluster.namespaces` entry or `mic` (default: the scenario's namespace; for
+    /// AzureAssignedIdentities, MIC's namespace, the only one they live in).
     #[serde(default)]
     pub namespace: Option<Name>,
+    /// `exists` (default) or `deleted`; `deleted` takes neither `fields` nor `count`.
     #[serde(default, rename = "for")]
     pub condition: WaitFor,
     /// Fields the object must have (`status.status: Assigned`); with `count`, a filter on the
@@ -766,10 +820,10 @@ pub struct CloudStep {
     /// Enable the system-assigned identity of a node's machine (its principal ID is recorded).
     #[serde(default)]
     pub enable_system_assigned: Option<Name>,
-    /// Create a role assignment.
+    /// Create a role assignment (`principal` may also be `cluster`, the cluster identity).
     #[serde(default)]
     pub add_role: Option<Located<RoleAssignmentDecl>>,
-    /// Delete a role assignment.
+    /// Delete a role assignment given as for `addRole`.
     #[serde(default)]
     pub remove_role: Option<Located<RoleAssignmentDecl>>,
     /// Delete a user-assigned identity (it disappears from every machine too).
@@ -787,6 +841,7 @@ pub struct CloudStep {
 pub struct NodeIdentityChange {
     /// A `cloud.identities` name, or `cluster` for the provider's cluster identity.
     pub identity: Name,
+    /// A logical node: `node-0` or `node-1`.
     pub node: Name,
 }
 
@@ -794,8 +849,11 @@ pub struct NodeIdentityChange {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Component {
+    /// NMI on every node, or on the one `node` names.
     Nmi,
+    /// Every MIC replica, or the one `replica` names (standard mode only).
     Mic,
+    /// The Kubernetes API server.
     Apiserver,
 }
 
@@ -813,6 +871,7 @@ pub enum MicReplica {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ComponentTarget {
+    /// `nmi`, `mic` (standard mode only) or `apiserver`.
     pub component: Located<Component>,
     /// NMI only: one node (default every node).
     #[serde(default)]
@@ -869,10 +928,13 @@ pub struct Expect {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ObjectExpect {
+    /// The kind of object checked.
     pub kind: Located<ObjectKind>,
     /// The object checked; leave out with `count`.
     #[serde(default)]
     pub name: Option<Template>,
+    /// A `cluster.namespaces` entry or `mic` (default: the scenario's namespace; for
+    /// AzureAssignedIdentities, MIC's namespace, the only one they live in).
     #[serde(default)]
     pub namespace: Option<Name>,
     /// Dotted field paths and the values they must have (`spec.azureIdentityRef.namespace`).
@@ -908,7 +970,9 @@ pub struct MachineExpect {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ChainState {
+    /// The chain is in the node's nat table.
     Present,
+    /// The chain is gone (NMI removes it when it stops cleanly).
     Absent,
 }
 

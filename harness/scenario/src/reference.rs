@@ -58,8 +58,14 @@ impl Root {
             Root::Pods => &["ip", "name", "namespace", "node"],
             Root::Namespaces => &["name"],
             Root::Nodes => &["name"],
-            Root::Cloud => &["tenantId", "subscriptionId"],
-            Root::Scenario => &["name", "namespace", "runId", "mode"],
+            Root::Cloud => &[
+                "tenantId",
+                "subscriptionId",
+                "clusterIdentityClientId",
+                "clusterIdentityResourceId",
+                "clusterIdentityPrincipalId",
+            ],
+            Root::Scenario => &["name", "namespace", "runId", "mode", "micNamespace"],
         }
     }
 
@@ -330,6 +336,8 @@ mod tests {
         assert_eq!(e.offset, 3);
         assert!(e.message.contains("unknown reference root"));
         assert!(parse("${cloud.tenantId.x}").is_err());
+        assert!(parse("${cloud.clusterIdentityClientId}").is_ok());
+        assert!(parse("${scenario.micNamespace}").is_ok());
         assert!(
             parse("${pods.app.colour}")
                 .unwrap_err()

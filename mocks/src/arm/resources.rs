@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::{arm_error, with_arm_headers};
 use super::identity_patch::{self, IdentityType, PatchError};
-use crate::spec::{MachineKind, SystemAssignedIdentity};
+use crate::spec::MachineKind;
 use crate::state::{CloudState, MachineState};
 
 fn eq(a: &str, b: &str) -> bool {
@@ -173,16 +173,14 @@ fn patch_machine(state: &mut CloudState, idx: usize, body: &[u8]) -> Response {
     let merged = identity_patch::merge(m.system.is_some(), &m.user_assigned, &patch);
     let m = &mut state.machines[idx];
     m.user_assigned = merged.user;
-    match (merged.system, m.system.is_some()) {
-        (true, false) => {
-            m.system = Some(SystemAssignedIdentity {
-                principal_id: uuid::Uuid::new_v4().to_string(),
-                client_id: uuid::Uuid::new_v4().to_string(),
-            });
-        }
-        (false, true) => m.system = None,
-        _ => {}
+    let kept = m.user_assigned.clone();
+    m.stale.retain(|rid| kept.contains(rid));
+    if merged.system {
+        state.enable_system_assigned(idx);
+    } else {
+        state.machines[idx].system = None;
     }
+    let m = &state.machines[idx];
     tracing::info!(machine = %m.name, identities = m.user_assigned.len(), "ARM identity PATCH applied");
     ok(machine_json(state, &state.machines[idx]))
 }
@@ -216,12 +214,18 @@ fn identity_json(state: &CloudState, m: &MachineState) -> Option<Value> {
     if user {
         let mut map = Map::new();
         for rid in &m.user_assigned {
-            let (id, value) = match state.identity_by_id(rid) {
+            let found = state.identity_by_id(rid).filter(|_| !m.stale.contains(rid));
+            let (id, value) = match found {
                 Some(i) => (
                     i.resource_id(&state.subscription_id),
                     json!({"principalId": i.principal_id, "clientId": i.client_id}),
                 ),
-                None => (rid.clone(), json!({})),
+                // A stale reference: Azure lists it without a principal (aad-pod-identity
+                // Known Issues, "Identity not found").
+                None => (
+                    state.canonical_identity_id(rid),
+                    json!({"principalId": null, "clientId": null}),
+                ),
             };
             map.insert(id, value);
         }

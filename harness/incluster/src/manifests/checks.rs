@@ -140,6 +140,7 @@ fn sample_request(mode: Mode) -> IdentityDeployment {
         mic_image: "example.invalid/mic:check".into(),
         nmi_flags: vec!["--metadata-header-required=false".into()],
         mic_flags: vec!["--syncRetryDuration=30s".into()],
+        mic_replicas: None,
         cloud: CloudAccess {
             host_aliases: vec![(
                 IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
@@ -154,6 +155,7 @@ fn sample_request(mode: Mode) -> IdentityDeployment {
                 client_id: "c".into(),
                 client_secret: "x".into(),
                 vm_type: "vmss".into(),
+                user_assigned_identity_id: None,
             }),
         },
         image_pull_policy: ImagePullPolicy::Never,

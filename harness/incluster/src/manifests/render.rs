@@ -266,6 +266,9 @@ fn patch_mic(
         args.push(format!("--leader-election-namespace={}", request.namespace));
     }
     args.extend(request.mic_flags.iter().cloned());
+    if let Some(replicas) = request.mic_replicas {
+        object["spec"]["replicas"] = Value::from(replicas);
+    }
     let mut template = PodTemplate::of(object, reference.to_string())?;
     patch_common(
         &mut template,
@@ -274,6 +277,7 @@ fn patch_mic(
         &args,
         request,
     )?;
+    add_cluster_identity(&mut template, request, &reference)?;
     let mut secrets: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (secret, key) in template.secret_key_refs(MIC_CONTAINER)? {
         secrets.entry(secret).or_default().push(key);
@@ -281,9 +285,45 @@ fn patch_mic(
     Ok((reference, secrets))
 }
 
+/// The Secret key and variable of the cluster identity, as upstream's chart names them.
+const CLUSTER_IDENTITY_KEY: &str = "UserAssignedMSIClientID";
+const CLUSTER_IDENTITY_VAR: &str = "USER_ASSIGNED_MSI_CLIENT_ID";
+
+/// With a cluster identity, MIC reads its client ID from the Secret it reads the rest from, as
+/// upstream's chart has it (`USER_ASSIGNED_MSI_CLIENT_ID` ← `UserAssignedMSIClientID`).
+fn add_cluster_identity(
+    template: &mut PodTemplate<'_>,
+    request: &IdentityDeployment,
+    reference: &WorkloadRef,
+) -> Result<(), InclusterError> {
+    let wanted = request
+        .cloud
+        .mic_credentials
+        .as_ref()
+        .is_some_and(|c| c.user_assigned_identity_id.is_some());
+    if !wanted {
+        return Ok(());
+    }
+    let secret = template
+        .secret_key_refs(MIC_CONTAINER)?
+        .into_iter()
+        .map(|(secret, _)| secret)
+        .next()
+        .ok_or_else(|| {
+            InclusterError::render(
+                reference.to_string(),
+                "MIC reads no Secret to add the cluster identity to",
+            )
+        })?;
+    template.upsert_env(&[json!({
+        "name": CLUSTER_IDENTITY_VAR,
+        "valueFrom": {"secretKeyRef": {"name": secret, "key": CLUSTER_IDENTITY_KEY}},
+    })])
+}
+
 /// The Secret keys of upstream's no-azure.json installation and what fills them.
 fn credential_entries(credentials: &MicCredentials) -> BTreeMap<&'static str, &str> {
-    BTreeMap::from([
+    let mut entries = BTreeMap::from([
         ("Cloud", credentials.cloud.as_str()),
         ("TenantID", credentials.tenant_id.as_str()),
         ("SubscriptionID", credentials.subscription_id.as_str()),
@@ -291,7 +331,11 @@ fn credential_entries(credentials: &MicCredentials) -> BTreeMap<&'static str, &s
         ("ClientID", credentials.client_id.as_str()),
         ("ClientSecret", credentials.client_secret.as_str()),
         ("VMType", credentials.vm_type.as_str()),
-    ])
+    ]);
+    if let Some(client_id) = &credentials.user_assigned_identity_id {
+        entries.insert(CLUSTER_IDENTITY_KEY, client_id.as_str());
+    }
+    entries
 }
 
 /// Replaces the placeholder data of each Secret MIC reads with the real credentials. Every key

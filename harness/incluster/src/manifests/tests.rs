@@ -112,6 +112,7 @@ fn credentials() -> MicCredentials {
         client_id: "client-1".into(),
         client_secret: "s3cret".into(),
         vm_type: "vmss".into(),
+        user_assigned_identity_id: None,
     }
 }
 
@@ -124,6 +125,7 @@ fn request(mode: Mode) -> IdentityDeployment {
         mic_image: "podid.test/mic:v1.8.17".into(),
         nmi_flags: vec!["--metadata-header-required=false".into()],
         mic_flags: vec!["--syncRetryDuration=30s".into()],
+        mic_replicas: None,
         cloud: CloudAccess {
             host_aliases: vec![(
                 mock,
@@ -393,4 +395,39 @@ fn a_missing_module_is_reported_with_its_path() {
             .contains("looking for the aad-pod-identity module at /nonexistent/aad-pod-identity"),
         "{err}"
     );
+}
+
+#[test]
+fn mic_replicas_and_the_cluster_identity_are_set_when_asked() {
+    let unchanged = render(&manifest(STANDARD), &request(Mode::Standard)).unwrap();
+    let deployment = unchanged.object("Deployment", "controller").unwrap();
+    assert_eq!(deployment["spec"]["replicas"], 2, "upstream's count stays");
+    let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
+    assert!(!env.contains("USER_ASSIGNED_MSI_CLIENT_ID"), "{env}");
+
+    let mut req = request(Mode::Standard);
+    req.mic_replicas = Some(1);
+    if let Some(credentials) = req.cloud.mic_credentials.as_mut() {
+        credentials.user_assigned_identity_id = Some("agentpool-client".into());
+    }
+    let rendered = render(&manifest(STANDARD), &req).unwrap();
+    let deployment = rendered.object("Deployment", "controller").unwrap();
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap();
+    let var = env
+        .iter()
+        .find(|v| v["name"] == "USER_ASSIGNED_MSI_CLIENT_ID")
+        .expect("the cluster identity variable");
+    assert_eq!(
+        var["valueFrom"]["secretKeyRef"],
+        json!({"name": "controller-creds", "key": "UserAssignedMSIClientID"})
+    );
+    let secret = rendered.object("Secret", "controller-creds").unwrap();
+    let encoded = secret["data"]["UserAssignedMSIClientID"].as_str().unwrap();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap();
+    assert_eq!(decoded, b"agentpool-client");
 }

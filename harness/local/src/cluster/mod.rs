@@ -1,9 +1,11 @@
 //! The local cluster: etcd and kube-apiserver as children, nodes and pods as network namespaces,
-//! NMI per node, the harness acting as kubelet. Each job has its own module; everything the
-//! cluster must undo goes through one [`RunRegistry`].
+//! NMI per node, MIC as one or two replicas, the harness acting as kubelet. Each job has its own
+//! module; everything the cluster must undo goes through one [`RunRegistry`].
 
 mod control_plane;
 mod daemons;
+mod health;
+mod mic_replicas;
 mod nodes;
 mod pods;
 
@@ -19,9 +21,12 @@ use crate::iptables::require_iptables;
 use crate::run_id::is_valid_run_id;
 use crate::state::clean_leftovers;
 use crate::teardown::{Role, RunRegistry, TeardownReport};
-use crate::watchers::Watchers;
 
-pub use daemons::NmiStop;
+use control_plane::ApiServerLaunch;
+pub use daemons::{NmiStop, StopSignal};
+pub use health::HealthReading;
+use mic_replicas::MicRun;
+pub use mic_replicas::{MicReplicaState, MicSelector};
 pub use nodes::{LocalNode, METADATA_IP};
 pub use pods::LocalPod;
 use pods::PodTable;
@@ -39,22 +44,41 @@ pub struct StartupTimings {
     pub nodes_ready: Duration,
 }
 
-/// What changes while the cluster runs, behind one lock: what must be undone, the pods, and
-/// which mode NMI runs in (to tell its watches from MIC's).
+/// How NMI runs on every node: the mode and flags of its last start, kept so one node's NMI
+/// can be started again as the others run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NmiRun {
+    mode: NmiMode,
+    extra_args: Vec<String>,
+}
+
+/// What changes while the cluster runs, behind one lock: what must be undone, the pods, and how
+/// NMI and MIC are configured (to start them again and to tell their watches apart).
 struct Running {
     registry: RunRegistry,
     pods: PodTable,
-    nmi_mode: Option<NmiMode>,
+    nmi: Option<NmiRun>,
+    mic: Option<MicRun>,
 }
 
 impl Running {
-    /// Who watches aad-pod-identity resources right now.
-    fn watchers(&self, nodes: usize) -> Watchers {
-        Watchers {
-            nmi: self.nmi_mode,
-            nodes: nodes as u64,
-            mic: self.registry.is_running(&Role::Mic),
+    /// Fails when kube-apiserver is down: NMI and MIC cannot become ready without it.
+    fn require_apiserver(&mut self, what: &str) -> Result<(), LocalError> {
+        if self.registry.is_up(&Role::ApiServer) {
+            Ok(())
+        } else {
+            Err(LocalError::Config(format!(
+                "cannot {what} while kube-apiserver is down; start it first"
+            )))
         }
+    }
+
+    /// How many NMIs are up.
+    fn nmis_up(&mut self, nodes: &[LocalNode]) -> u64 {
+        nodes
+            .iter()
+            .filter(|n| self.registry.is_up(&Role::nmi(&n.name)))
+            .count() as u64
     }
 }
 
@@ -65,6 +89,7 @@ pub struct LocalCluster {
     kubeconfig: PathBuf,
     nodes: Vec<LocalNode>,
     timings: StartupTimings,
+    apiserver: ApiServerLaunch,
     running: Mutex<Running>,
 }
 
@@ -102,10 +127,12 @@ impl LocalCluster {
                 kubeconfig: parts.kubeconfig,
                 nodes: parts.nodes,
                 timings: parts.timings,
+                apiserver: parts.apiserver,
                 running: Mutex::new(Running {
                     registry,
                     pods: PodTable::default(),
-                    nmi_mode: None,
+                    nmi: None,
+                    mic: None,
                 }),
             }),
             Err(e) => {
@@ -181,6 +208,7 @@ struct StartedParts {
     kubeconfig: PathBuf,
     nodes: Vec<LocalNode>,
     timings: StartupTimings,
+    apiserver: ApiServerLaunch,
 }
 
 async fn start_parts(
@@ -209,6 +237,7 @@ async fn start_parts(
         kubeconfig: control_plane.kubeconfig,
         nodes,
         timings,
+        apiserver: control_plane.apiserver,
     })
 }
 

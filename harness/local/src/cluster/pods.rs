@@ -47,8 +47,9 @@ impl PodTable {
 }
 
 impl LocalCluster {
-    /// Creates a pod on its node: the Pod object, its namespace and veth with the node's next
-    /// address, then a Running/Ready status with that podIP.
+    /// Creates a pod on its node: the Pod object (owned by `spec.owner` through a generated uid:
+    /// no controller runs here to own it), its namespace and veth with the node's next address,
+    /// then a status in `spec.phase` with that podIP.
     pub async fn create_pod(&self, spec: PodSpec) -> Result<LocalPod, LocalError> {
         let node = self.known_node(&spec.node)?;
         let key = (spec.namespace.clone(), spec.name.clone());
@@ -173,7 +174,7 @@ impl LocalCluster {
         };
         connect_pod(&node.netns, &netns, &link).await?;
 
-        let status = pod_status_patch(ip, node.addressing.host_ip(), &now_rfc3339());
+        let status = pod_status_patch(spec.phase, ip, node.addressing.host_ip(), &now_rfc3339());
         pods.patch_status(&spec.name, &PatchParams::default(), &Patch::Merge(&status))
             .await
             .map_err(|e| LocalError::kube(format!("setting the status of {what}"), e))?;

@@ -34,6 +34,28 @@ pub struct IdentityValues {
 pub struct ServicePrincipalValues {
     pub client_id: String,
     pub object_id: String,
+    /// What a client signs in with: what the Secret NMI reads must hold.
+    pub credential: ServicePrincipalCredential,
+}
+
+/// A service principal's client credential.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ServicePrincipalCredential {
+    /// A client secret (AzureIdentity type 1).
+    Secret(String),
+    /// A certificate (AzureIdentity type 2): a PKCS#12 bundle of the RSA key and its certificate.
+    Certificate { pkcs12: Vec<u8>, password: String },
+}
+
+impl std::fmt::Debug for ServicePrincipalCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Secret(_) => f.write_str("Secret(<redacted>)"),
+            Self::Certificate { pkcs12, .. } => {
+                write!(f, "Certificate(<{} bytes, redacted>)", pkcs12.len())
+            }
+        }
+    }
 }
 
 /// What the cloud side made of a scenario's `cloud` section, by declared name.

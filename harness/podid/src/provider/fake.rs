@@ -1,8 +1,9 @@
 //! A cluster side for testing the runner without root: API objects live in memory, and a
 //! pod's probe runs in-process against its node's own mock IMDS, served by the real mock cloud
-//! on loopback. Switches make it misbehave in the ways the runner must handle.
+//! on loopback. Components are in-memory state (up or down, their chains, their `/healthz`
+//! answers). Switches make it misbehave in the ways the runner must handle.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::path::Path;
 use std::sync::Mutex;
@@ -11,16 +12,19 @@ use std::time::SystemTime;
 
 use clap::Parser;
 use podid_mocks::{CloudSpec, Endpoint, MachineKind, MockCloud, ServerHandle, VirtualMachine};
+use podid_mocks::{UserAssignedIdentity, resource_id};
 use podid_probe::{ProbeArgs, ProbeReport};
-use podid_scenario::LOGICAL_NODES;
+use podid_scenario::{Component, LOGICAL_NODES, LifecycleAction, MicReplica};
 use serde_json::Value;
 
 use super::Provider;
 use super::capability::{Capabilities, Capability};
-use super::cloud::{CloudNames, CloudSide, DeclaredCloud, RequestLog};
+use super::cloud::{
+    CloudNames, CloudSide, DeclaredCloud, IdentityValues, MachineIdentities, RequestLog, RoleChange,
+};
 use super::cluster::{
-    ClusterSide, ConfigureReport, IdentityConfig, Machine, NmiStopCheck, NodeInfo, PodHandle,
-    PodRequest, SavedFile, ShutdownReport,
+    ClusterIdentity, ClusterSide, ComponentRef, ConfigureReport, HealthAnswer, IdentityConfig,
+    Machine, NmiStopCheck, NodeInfo, PodHandle, PodRequest, SavedFile, ShutdownReport,
 };
 use super::error::ProviderError;
 use super::mock_cloud::{MockCloudSide, machine_ref};
@@ -108,6 +112,54 @@ pub struct FakeCluster {
     pub nmi_leaves_chain: AtomicBool,
     /// Probes from pods on this node reach nothing (a closed port).
     pub unreachable_node: Mutex<Option<String>>,
+    /// Every pod created, in order (members of a group included).
+    pub created_pods: Mutex<Vec<PodRequest>>,
+    /// How many `create_pod` calls ran at the same time, at most.
+    pub most_pods_at_once: AtomicU8,
+    creating: AtomicU8,
+    /// Every lifecycle call, in order.
+    pub lifecycle_calls: Mutex<Vec<(LifecycleAction, ComponentRef)>>,
+    /// Instances that are down (`nmi@node-0`, `mic#0`, `apiserver`).
+    pub down: Mutex<HashSet<String>>,
+    /// Logical nodes whose NMI chain is gone (NMI stopped gracefully removes it).
+    pub chains_gone: Mutex<HashSet<String>>,
+    /// Every configuration `recover` was asked for.
+    pub recovered: Mutex<Vec<IdentityConfig>>,
+    /// Makes `recover` fail.
+    pub recover_fails: AtomicBool,
+    /// The cluster identity the fake offers (declared in the mock cloud, on no machine).
+    pub cluster_identity: ClusterIdentity,
+}
+
+impl FakeCluster {
+    /// The instances a component reference addresses under the current configuration.
+    fn instances(&self, target: &ComponentRef) -> Vec<String> {
+        match target.component {
+            Component::Nmi => self
+                .nodes
+                .iter()
+                .filter(|n| target.node.as_ref().is_none_or(|t| *t == n.logical))
+                .map(|n| format!("nmi@{}", n.logical))
+                .collect(),
+            Component::Mic => {
+                let replicas = self
+                    .configured
+                    .lock()
+                    .unwrap()
+                    .last()
+                    .map_or(1, |c| c.mic_replicas.max(1));
+                (0..replicas)
+                    .filter(|i| match target.replica {
+                        None => true,
+                        Some(MicReplica::Leader) => *i == 0,
+                        Some(MicReplica::Follower) => *i != 0,
+                    })
+                    .map(|i| format!("mic#{i}"))
+                    .collect()
+            }
+            Component::Apiserver => vec!["apiserver".into()],
+        }
+    }
 }
 
 /// A port nothing listens on.
@@ -127,9 +179,25 @@ pub async fn provider(with_request_log: bool) -> (Provider, &'static FakeCluster
             instance: 0,
         })
         .collect();
+    let subscription_id = uuid::Uuid::new_v4().to_string();
+    let cluster_identity = ClusterIdentity {
+        client_id: uuid::Uuid::new_v4().to_string(),
+        principal_id: uuid::Uuid::new_v4().to_string(),
+        resource_id: resource_id::user_assigned_identity(
+            &subscription_id,
+            "fake-nodes",
+            "fake-agentpool",
+        ),
+    };
     let spec = CloudSpec {
         tenant_id: uuid::Uuid::new_v4().to_string(),
-        subscription_id: uuid::Uuid::new_v4().to_string(),
+        subscription_id,
+        identities: vec![UserAssignedIdentity {
+            name: "fake-agentpool".into(),
+            resource_group: "fake-nodes".into(),
+            client_id: cluster_identity.client_id.clone(),
+            principal_id: cluster_identity.principal_id.clone(),
+        }],
         machines: machines
             .iter()
             .map(|m| VirtualMachine {
@@ -170,6 +238,12 @@ pub async fn provider(with_request_log: bool) -> (Provider, &'static FakeCluster
             Capability::StandardMode,
             Capability::ComponentFlags,
             Capability::PerNodeMachines,
+            Capability::Restarts,
+            Capability::MicReplicas,
+            Capability::HealthEndpoints,
+            Capability::NodeIptables,
+            Capability::PendingPods,
+            Capability::ClusterIdentity,
         ]),
         nodes,
         imds,
@@ -180,6 +254,15 @@ pub async fn provider(with_request_log: bool) -> (Provider, &'static FakeCluster
         configured: Mutex::new(Vec::new()),
         nmi_leaves_chain: AtomicBool::new(false),
         unreachable_node: Mutex::new(None),
+        created_pods: Mutex::new(Vec::new()),
+        most_pods_at_once: AtomicU8::new(0),
+        creating: AtomicU8::new(0),
+        lifecycle_calls: Mutex::new(Vec::new()),
+        down: Mutex::new(HashSet::new()),
+        chains_gone: Mutex::new(HashSet::new()),
+        recovered: Mutex::new(Vec::new()),
+        recover_fails: AtomicBool::new(false),
+        cluster_identity,
     }));
     let mock = MockCloudSide::new(cloud);
     let cloud_side: Box<dyn CloudSide> = if with_request_log {
@@ -242,6 +325,12 @@ impl ClusterSide for SharedCluster {
     }
 
     async fn create_pod(&self, request: &PodRequest) -> Result<PodHandle, ProviderError> {
+        let now = self.0.creating.fetch_add(1, Ordering::SeqCst) + 1;
+        self.0.most_pods_at_once.fetch_max(now, Ordering::SeqCst);
+        // Long enough for the runner's other creations to start meanwhile.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        self.0.creating.fetch_sub(1, Ordering::SeqCst);
+        self.0.created_pods.lock().unwrap().push(request.clone());
         let host = self.0.next_ip.fetch_add(1, Ordering::SeqCst);
         let pod = PodHandle {
             namespace: request.namespace.clone(),
@@ -289,6 +378,80 @@ impl ClusterSide for SharedCluster {
     async fn shutdown(&self) -> ShutdownReport {
         ShutdownReport::default()
     }
+
+    fn cluster_identity(&self) -> Option<ClusterIdentity> {
+        Some(self.0.cluster_identity.clone())
+    }
+
+    async fn lifecycle(
+        &self,
+        action: LifecycleAction,
+        target: &ComponentRef,
+    ) -> Result<(), ProviderError> {
+        self.0
+            .lifecycle_calls
+            .lock()
+            .unwrap()
+            .push((action, target.clone()));
+        let instances = self.0.instances(target);
+        let mut down = self.0.down.lock().unwrap();
+        let mut gone = self.0.chains_gone.lock().unwrap();
+        for instance in instances {
+            let node = instance.strip_prefix("nmi@").map(String::from);
+            match action {
+                LifecycleAction::Stop | LifecycleAction::Kill => {
+                    down.insert(instance);
+                    // Only a graceful stop lets NMI remove its chain.
+                    if let (LifecycleAction::Stop, Some(node)) = (action, node) {
+                        gone.insert(node);
+                    }
+                }
+                LifecycleAction::Start | LifecycleAction::Restart => {
+                    down.remove(&instance);
+                    if let Some(node) = node {
+                        gone.remove(&node);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn recover(&self, config: &IdentityConfig) -> Result<ConfigureReport, ProviderError> {
+        self.0.recovered.lock().unwrap().push(config.clone());
+        if self.0.recover_fails.load(Ordering::SeqCst) {
+            return Err(ProviderError::plain("recovering: NMI would not start"));
+        }
+        self.0.down.lock().unwrap().clear();
+        self.0.chains_gone.lock().unwrap().clear();
+        Ok(ConfigureReport::default())
+    }
+
+    async fn health(&self, target: &ComponentRef) -> Result<Vec<HealthAnswer>, ProviderError> {
+        let down = self.0.down.lock().unwrap();
+        Ok(self
+            .0
+            .instances(target)
+            .into_iter()
+            .map(|instance| {
+                let (status, body) = match (down.contains(&instance), instance.as_str()) {
+                    (true, _) => (503, "down".to_string()),
+                    (false, "mic#0") | (false, "apiserver") => (200, "Active".to_string()),
+                    (false, i) if i.starts_with("mic#") => (200, "Not Active".to_string()),
+                    (false, _) => (200, "Active".to_string()),
+                };
+                HealthAnswer {
+                    instance,
+                    status,
+                    body,
+                }
+            })
+            .collect())
+    }
+
+    async fn nmi_chain_present(&self, node: &str) -> Result<bool, ProviderError> {
+        Ok(!self.0.chains_gone.lock().unwrap().contains(node))
+    }
 }
 
 /// The mock cloud without its request log: a cloud side like real Azure's in that respect.
@@ -320,6 +483,27 @@ impl CloudSide for WithoutRequestLog {
     }
     async fn unassign_identity(&self, machine: &Machine, id: &str) -> Result<(), ProviderError> {
         self.0.unassign_identity(machine, id).await
+    }
+    async fn enable_system_assigned(&self, machine: &Machine) -> Result<String, ProviderError> {
+        self.0.enable_system_assigned(machine).await
+    }
+    async fn machine_identities(
+        &self,
+        machine: &Machine,
+    ) -> Result<MachineIdentities, ProviderError> {
+        self.0.machine_identities(machine).await
+    }
+    async fn change_role(&self, change: &RoleChange, add: bool) -> Result<(), ProviderError> {
+        self.0.change_role(change, add).await
+    }
+    async fn delete_identity(&self, identity: &IdentityValues) -> Result<(), ProviderError> {
+        self.0.delete_identity(identity).await
+    }
+    async fn recreate_identity(
+        &self,
+        identity: &IdentityValues,
+    ) -> Result<IdentityValues, ProviderError> {
+        self.0.recreate_identity(identity).await
     }
     async fn signing_keys(&self) -> Result<Value, ProviderError> {
         self.0.signing_keys().await

@@ -4,14 +4,14 @@
 use podid_mocks::{
     BlobSpec, BuiltinRole, CloudSpec, Container, MachineRef, MockCloud, RecordedRequest,
     RoleAssignment, ServicePrincipal, SpCredential, StorageAccount, UserAssignedIdentity,
-    resource_id,
+    resource_id, sp_certificate,
 };
 use podid_scenario::{Cloud, Role, Service};
 
 use super::capability::{Capabilities, Capability};
 use super::cloud::{
-    CloudNames, CloudRequest, CloudSide, DeclaredCloud, IdentityValues, RequestLog,
-    ServicePrincipalValues,
+    CloudNames, CloudRequest, CloudSide, DeclaredCloud, IdentityValues, MachineIdentities,
+    RequestLog, RoleChange, ServicePrincipalCredential, ServicePrincipalValues,
 };
 use super::cluster::Machine;
 use super::error::ProviderError;
@@ -48,6 +48,7 @@ pub fn capabilities() -> Capabilities {
         Capability::RequestLog,
         Capability::FaultRules,
         Capability::CloudChanges,
+        Capability::ServicePrincipalIdentities,
     ])
 }
 
@@ -114,12 +115,8 @@ fn cloud_spec(
         declared.identities.insert(name.value.clone(), values);
     }
     for (name, decl) in &cloud.service_principals {
-        let Some(secret) = &decl.secret else {
-            return Err(ProviderError::plain(format!(
-                "service principal `{}` uses a certificate, which podid does not generate yet; give it a `secret`",
-                name.value
-            )));
-        };
+        let real = format!("{}-{}", name.value, names.suffix);
+        let (credential, registered) = sp_credential(&name.value, &real, decl)?;
         let values = ServicePrincipalValues {
             client_id: decl
                 .client_id
@@ -131,14 +128,13 @@ fn cloud_spec(
                 .as_ref()
                 .map(|v| v.value.clone())
                 .unwrap_or_else(guid),
+            credential,
         };
         spec.service_principals.push(ServicePrincipal {
-            name: format!("{}-{}", name.value, names.suffix),
+            name: real,
             client_id: values.client_id.clone(),
             object_id: values.object_id.clone(),
-            credential: SpCredential::Secret {
-                secret: secret.value.clone(),
-            },
+            credential: registered,
         });
         declared
             .service_principals
@@ -188,12 +184,11 @@ fn cloud_spec(
                 ))
             })?;
         let account = account(ra.account.as_str())?;
-        let scope = match &ra.container {
-            Some(c) => {
-                resource_id::container_scope(subscription_id, STORAGE_RESOURCE_GROUP, &account, c)
-            }
-            None => resource_id::storage_account(subscription_id, STORAGE_RESOURCE_GROUP, &account),
-        };
+        let scope = storage_scope(
+            subscription_id,
+            &account,
+            ra.container.as_ref().map(|c| c.as_str()),
+        );
         spec.role_assignments.push(RoleAssignment {
             principal_id,
             role: builtin_role(ra.role.value),
@@ -201,6 +196,53 @@ fn cloud_spec(
         });
     }
     Ok((spec, declared))
+}
+
+/// A declared principal's credential: what its client holds, and what AAD registers (the secret,
+/// or a generated certificate's public PEM).
+fn sp_credential(
+    declared: &str,
+    real: &str,
+    decl: &podid_scenario::ServicePrincipalDecl,
+) -> Result<(ServicePrincipalCredential, SpCredential), ProviderError> {
+    match (&decl.secret, decl.certificate) {
+        (Some(secret), false) => Ok((
+            ServicePrincipalCredential::Secret(secret.value.clone()),
+            SpCredential::Secret {
+                secret: secret.value.clone(),
+            },
+        )),
+        (None, true) => {
+            let generated = sp_certificate::generate(real).map_err(|e| {
+                ProviderError::new(
+                    format!("generating the certificate of service principal `{declared}`"),
+                    e,
+                )
+            })?;
+            Ok((
+                ServicePrincipalCredential::Certificate {
+                    pkcs12: generated.pkcs12,
+                    password: generated.password,
+                },
+                SpCredential::Certificate {
+                    cert_pem: generated.cert_pem,
+                },
+            ))
+        }
+        _ => Err(ProviderError::plain(format!(
+            "service principal `{declared}` needs exactly one of `secret` and `certificate: true`"
+        ))),
+    }
+}
+
+/// The RBAC scope of a storage account, or of one of its containers.
+fn storage_scope(subscription_id: &str, account: &str, container: Option<&str>) -> String {
+    match container {
+        Some(c) => {
+            resource_id::container_scope(subscription_id, STORAGE_RESOURCE_GROUP, account, c)
+        }
+        None => resource_id::storage_account(subscription_id, STORAGE_RESOURCE_GROUP, account),
+    }
 }
 
 fn service_of(service: podid_mocks::Service) -> Service {
@@ -212,6 +254,18 @@ fn service_of(service: podid_mocks::Service) -> Service {
     }
 }
 
+/// The host name of a `Host` value, without port, lower-cased (host names are
+/// case-insensitive; a storage account's blob host is what attributes Blob requests).
+fn host_name(authority: &str) -> String {
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _port)| host),
+    };
+    host.to_ascii_lowercase()
+}
+
 fn cloud_request(r: &RecordedRequest) -> CloudRequest {
     let service = service_of(r.service);
     CloudRequest {
@@ -221,8 +275,8 @@ fn cloud_request(r: &RecordedRequest) -> CloudRequest {
         method: r.method.clone(),
         path: r.path.clone(),
         client_id: r.client_id.clone(),
-        identity_ids: Vec::new(),
-        host: r.host.clone(),
+        identity_ids: r.identity_ids.clone(),
+        host: r.host.as_deref().map(host_name),
         status: r.status,
     }
 }
@@ -315,11 +369,248 @@ impl CloudSide for MockCloudSide {
             })
     }
 
+    async fn enable_system_assigned(&self, machine: &Machine) -> Result<String, ProviderError> {
+        self.cloud
+            .enable_system_assigned(&machine_ref(machine))
+            .map(|s| s.principal_id)
+            .map_err(|e| {
+                ProviderError::new(
+                    format!("enabling the system-assigned identity of {machine}"),
+                    e,
+                )
+            })
+    }
+
+    async fn machine_identities(
+        &self,
+        machine: &Machine,
+    ) -> Result<MachineIdentities, ProviderError> {
+        let what = || format!("reading the identities of {machine}");
+        let m = machine_ref(machine);
+        let user_assigned = self
+            .cloud
+            .assigned_identities(&m)
+            .map_err(|e| ProviderError::new(what(), e))?;
+        let system_assigned = self
+            .cloud
+            .system_assigned(&m)
+            .map_err(|e| ProviderError::new(what(), e))?
+            .map(|s| s.principal_id);
+        Ok(MachineIdentities {
+            user_assigned,
+            system_assigned,
+        })
+    }
+
+    async fn change_role(&self, change: &RoleChange, add: bool) -> Result<(), ProviderError> {
+        let assignment = RoleAssignment {
+            principal_id: change.principal_id.clone(),
+            role: builtin_role(change.role),
+            scope: storage_scope(
+                &self.cloud.subscription_id(),
+                &change.account,
+                change.container.as_deref(),
+            ),
+        };
+        if add {
+            self.cloud
+                .add_role_assignment(&assignment)
+                .map(|_| ())
+                .map_err(|e| {
+                    ProviderError::new(
+                        format!(
+                            "assigning {:?} to {} at {}",
+                            change.role, change.principal_id, assignment.scope
+                        ),
+                        e,
+                    )
+                })
+        } else {
+            self.cloud.remove_role_assignment(&assignment);
+            Ok(())
+        }
+    }
+
+    async fn delete_identity(&self, identity: &IdentityValues) -> Result<(), ProviderError> {
+        self.cloud
+            .delete_identity(&identity.resource_id)
+            .map_err(|e| ProviderError::new(format!("deleting identity {}", identity.name), e))
+    }
+
+    async fn recreate_identity(
+        &self,
+        identity: &IdentityValues,
+    ) -> Result<IdentityValues, ProviderError> {
+        let created = self
+            .cloud
+            .recreate_identity(&identity.resource_id, None, None)
+            .map_err(|e| ProviderError::new(format!("recreating identity {}", identity.name), e))?;
+        Ok(IdentityValues {
+            name: identity.name.clone(),
+            client_id: created.client_id,
+            principal_id: created.principal_id,
+            resource_id: identity.resource_id.clone(),
+        })
+    }
+
     async fn signing_keys(&self) -> Result<serde_json::Value, ProviderError> {
         Ok(self.cloud.jwks())
     }
 
     fn request_log(&self) -> Option<&dyn RequestLog> {
         Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use podid_mocks::{MachineKind, SystemAssignedIdentity, VirtualMachine};
+
+    const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    const SUB: &str = "00000000-1111-2222-3333-444444444444";
+
+    fn names() -> CloudNames {
+        CloudNames {
+            suffix: "run1".into(),
+            accounts: [("data".to_string(), "datarun1".to_string())].into(),
+        }
+    }
+
+    fn cloud(value: serde_json::Value) -> Cloud {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn side() -> MockCloudSide {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        MockCloudSide::new(
+            MockCloud::new(CloudSpec {
+                tenant_id: TENANT.into(),
+                subscription_id: SUB.into(),
+                machines: vec![VirtualMachine {
+                    name: "pool0".into(),
+                    resource_group: "nodes".into(),
+                    kind: MachineKind::ScaleSet { instances: 1 },
+                    system_assigned: None::<SystemAssignedIdentity>,
+                    user_assigned: Vec::new(),
+                    location: "eastus".into(),
+                    provisioning_state: "Succeeded".into(),
+                }],
+                ..CloudSpec::default()
+            })
+            .unwrap(),
+        )
+    }
+
+    fn machine() -> Machine {
+        Machine::ScaleSetInstance {
+            scale_set: "pool0".into(),
+            instance: 0,
+        }
+    }
+
+    #[test]
+    fn hosts_lose_their_port_and_case() {
+        assert_eq!(
+            host_name("DataRun1.blob.core.windows.net:443"),
+            "datarun1.blob.core.windows.net"
+        );
+        assert_eq!(host_name("127.0.0.1"), "127.0.0.1");
+        assert_eq!(host_name("[::1]:8443"), "::1");
+    }
+
+    #[test]
+    fn service_principals_get_the_credential_their_declaration_asks_for() {
+        let declared = cloud(serde_json::json!({"servicePrincipals": {
+            "with-secret": {"secret": "s3cr3t-value"},
+            "with-cert": {"certificate": true},
+        }}));
+        let (spec, values) = cloud_spec(&declared, &names(), TENANT, SUB).unwrap();
+        let secret = &values.service_principals["with-secret"];
+        assert_eq!(
+            secret.credential,
+            ServicePrincipalCredential::Secret("s3cr3t-value".into())
+        );
+        let cert = &values.service_principals["with-cert"];
+        let ServicePrincipalCredential::Certificate { pkcs12, password } = &cert.credential else {
+            panic!("a certificate principal holds a PKCS#12 bundle");
+        };
+        assert!(!pkcs12.is_empty() && !password.is_empty());
+        let registered = spec
+            .service_principals
+            .iter()
+            .find(|s| s.client_id == cert.client_id)
+            .unwrap();
+        assert_eq!(registered.name, "with-cert-run1");
+        assert!(matches!(
+            &registered.credential,
+            SpCredential::Certificate { cert_pem } if cert_pem.contains("BEGIN CERTIFICATE")
+        ));
+        assert!(!format!("{values:?}").contains("s3cr3t-value"));
+    }
+
+    #[test]
+    fn a_principal_needs_exactly_one_credential() {
+        for decl in [
+            serde_json::json!({}),
+            serde_json::json!({"secret": "x", "certificate": true}),
+        ] {
+            let declared = cloud(serde_json::json!({"servicePrincipals": {"sp": decl}}));
+            assert!(cloud_spec(&declared, &names(), TENANT, SUB).is_err());
+        }
+    }
+
+    #[tokio::test]
+    async fn cloud_changes_go_through_the_mock() {
+        let side = side();
+        let declared = side
+            .declare(
+                &cloud(serde_json::json!({
+                    "identities": {"reader": {}},
+                    "storageAccounts": {"data": {"containers": {"c": {"b.txt": "hi"}}}},
+                })),
+                &names(),
+            )
+            .await
+            .unwrap();
+        let reader = declared.identities["reader"].clone();
+        side.assign_identity(&machine(), &reader.resource_id)
+            .await
+            .unwrap();
+        let principal = side.enable_system_assigned(&machine()).await.unwrap();
+        assert_eq!(
+            side.enable_system_assigned(&machine()).await.unwrap(),
+            principal
+        );
+        let held = side.machine_identities(&machine()).await.unwrap();
+        assert_eq!(held.user_assigned, vec![reader.resource_id.clone()]);
+        assert_eq!(held.system_assigned, Some(principal));
+
+        let recreated = side.recreate_identity(&reader).await.unwrap();
+        assert_eq!(recreated.resource_id, reader.resource_id);
+        assert_ne!(recreated.client_id, reader.client_id);
+        assert_ne!(recreated.principal_id, reader.principal_id);
+        let held = side.machine_identities(&machine()).await.unwrap();
+        assert_eq!(
+            held.user_assigned,
+            vec![reader.resource_id.clone()],
+            "stale reference kept"
+        );
+
+        let change = RoleChange {
+            principal_id: recreated.principal_id.clone(),
+            role: Role::StorageBlobDataReader,
+            account: "datarun1".into(),
+            container: Some("c".into()),
+        };
+        side.change_role(&change, true).await.unwrap();
+        side.change_role(&change, true).await.unwrap();
+        side.change_role(&change, false).await.unwrap();
+        side.change_role(&change, false).await.unwrap();
+
+        side.delete_identity(&recreated).await.unwrap();
+        let held = side.machine_identities(&machine()).await.unwrap();
+        assert!(held.user_assigned.is_empty());
+        assert!(side.delete_identity(&recreated).await.is_err());
     }
 }

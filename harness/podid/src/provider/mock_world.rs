@@ -1,20 +1,24 @@
 //! The mock cloud every mock-backed provider starts from: one scale set per logical node (so
-//! per-node views differ), MIC's service principal, and a CA for the run. Providers differ only
-//! in where they serve it and how MIC gets its credentials.
+//! per-node views differ), MIC's service principal, the cluster identity, and a CA for the run.
+//! Providers differ only in where they serve it and how MIC gets its credentials.
 
 use podid_mocks::{
     CloudSpec, MachineKind, MockCloud, ServicePrincipal, SpCredential, SystemAssignedIdentity,
-    VirtualMachine,
+    UserAssignedIdentity, VirtualMachine, resource_id,
 };
 use podid_scenario::LOGICAL_NODES;
 
-use super::cluster::Machine;
+use super::cluster::{ClusterIdentity, Machine};
 use super::error::ProviderError;
 
 /// Resource group of the node scale sets.
 pub const NODE_RESOURCE_GROUP: &str = "podid-nodes";
 /// Display name of MIC's service principal in the mock cloud.
 pub const MIC_PRINCIPAL: &str = "podid-mic";
+/// Name of the cluster identity: AKS's `<cluster>-agentpool` user-assigned identity, in the
+/// node resource group. It is on no node at start; MIC gets its client ID as azure.json's
+/// `userAssignedIdentityID` and must never take it off a node.
+pub const CLUSTER_IDENTITY: &str = "podid-agentpool";
 /// Host name of the mock AAD (public cloud), resolved to the mock by nodes and pods.
 pub const AAD_HOST: &str = "login.microsoftonline.com";
 /// Host name of the mock ARM (public cloud).
@@ -63,6 +67,7 @@ pub struct MockWorld {
     pub tenant_id: String,
     pub subscription_id: String,
     pub mic: MicPrincipal,
+    pub cluster_identity: ClusterIdentity,
 }
 
 fn guid() -> String {
@@ -76,6 +81,15 @@ pub fn create(extra_sans: Vec<String>) -> Result<MockWorld, ProviderError> {
     let mic = MicPrincipal {
         client_id: guid(),
         secret: format!("podid-{}", guid()),
+    };
+    let cluster_identity = ClusterIdentity {
+        client_id: guid(),
+        principal_id: guid(),
+        resource_id: resource_id::user_assigned_identity(
+            &subscription_id,
+            NODE_RESOURCE_GROUP,
+            CLUSTER_IDENTITY,
+        ),
     };
     let spec = CloudSpec {
         tenant_id: tenant_id.clone(),
@@ -95,6 +109,12 @@ pub fn create(extra_sans: Vec<String>) -> Result<MockWorld, ProviderError> {
                 provisioning_state: "Succeeded".into(),
             })
             .collect(),
+        identities: vec![UserAssignedIdentity {
+            name: CLUSTER_IDENTITY.into(),
+            resource_group: NODE_RESOURCE_GROUP.into(),
+            client_id: cluster_identity.client_id.clone(),
+            principal_id: cluster_identity.principal_id.clone(),
+        }],
         service_principals: vec![ServicePrincipal {
             name: MIC_PRINCIPAL.into(),
             client_id: mic.client_id.clone(),
@@ -114,6 +134,7 @@ pub fn create(extra_sans: Vec<String>) -> Result<MockWorld, ProviderError> {
         tenant_id,
         subscription_id,
         mic,
+        cluster_identity,
     })
 }
 
@@ -133,6 +154,38 @@ mod tests {
                 instance: 0
             }
         );
+    }
+
+    #[test]
+    fn the_cluster_identity_exists_on_no_node() {
+        let world = create(Vec::new()).unwrap();
+        let identity = &world.cluster_identity;
+        assert!(
+            identity.resource_id.ends_with(&format!(
+                "/resourcegroups/{NODE_RESOURCE_GROUP}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{CLUSTER_IDENTITY}"
+            )),
+            "{}",
+            identity.resource_id
+        );
+        assert_ne!(identity.client_id, world.mic.client_id);
+        for node in LOGICAL_NODES {
+            let machine = super::super::mock_cloud::machine_ref(&machine_of(node));
+            assert!(
+                world
+                    .cloud
+                    .assigned_identities(&machine)
+                    .unwrap()
+                    .is_empty(),
+                "{node} starts without the cluster identity"
+            );
+        }
+        // It exists: it can be assigned.
+        let machine = super::super::mock_cloud::machine_ref(&machine_of(LOGICAL_NODES[0]));
+        world
+            .cloud
+            .assign_identity(&machine, &identity.resource_id)
+            .unwrap();
+        assert_eq!(world.cloud.assigned_identities(&machine).unwrap().len(), 1);
     }
 
     #[test]

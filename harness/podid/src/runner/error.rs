@@ -20,6 +20,12 @@ pub enum StepError {
     UnknownNode(String),
     #[error("identity `{0}` is not declared")]
     UnknownIdentity(String),
+    #[error("`{0}` is neither a declared identity nor a service principal")]
+    UnknownPrincipal(String),
+    #[error("the provider has no cluster identity (identity `cluster`)")]
+    NoClusterIdentity,
+    #[error("no instance of {0} answered on /healthz")]
+    NoHealthAnswers(String),
     #[error("cannot resolve {what}")]
     Reference {
         what: String,

@@ -23,6 +23,17 @@ pub enum GateGuard {
     Exclusive(#[allow(dead_code)] OwnedRwLockWriteGuard<Current>),
 }
 
+impl GateGuard {
+    /// Forgets the configuration NMI and MIC run with (after a failed recovery), so the next
+    /// trial reconfigures them. Only an exclusive holder can; a shared one cannot know that
+    /// its neighbours are done.
+    pub fn invalidate(&mut self) {
+        if let GateGuard::Exclusive(guard) = self {
+            **guard = None;
+        }
+    }
+}
+
 impl ConfigGate {
     /// Waits until NMI and MIC run as `wanted`, (re)configuring them if needed. The report is
     /// `Some` when this call did the reconfiguring (the caller answers for what it showed).

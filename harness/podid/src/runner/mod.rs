@@ -3,12 +3,16 @@
 //! check expectations, save diagnostics on failure and remove what it created. Progress goes
 //! to a [`podid_reports::Reporter`] as it happens.
 
+mod attribution;
 mod error;
 mod gate;
 pub mod plan;
+mod pods;
 mod report;
 pub mod requirements;
 mod scenario_run;
+mod selectors;
+pub mod sharing;
 mod steps;
 mod trial;
 
@@ -19,12 +23,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use podid_scenario::{NmiMode, Scenario, ScenarioFile};
+use podid_scenario::reference::{self, RenderError, Resolve};
+use podid_scenario::{Located, NmiMode, Scenario, ScenarioFile, Step};
 
 pub use error::StepError;
 pub use gate::ConfigGate;
 pub use plan::{Plan, PlannedTrial};
 pub use requirements::Requirement;
+pub use selectors::SelectorLocks;
 pub use trial::{run_trial, skipped_report};
 
 use crate::provider::{IdentityConfig, Provider};
@@ -50,16 +56,51 @@ impl Trial {
         &self.file.scenario
     }
 
-    /// How NMI and MIC must run for this trial.
+    /// How NMI and MIC must run for this trial, with the flags as written (what the plan
+    /// groups trials by).
     pub fn identity_config(&self) -> IdentityConfig {
         let values = |flags: &[podid_scenario::Template]| {
             flags.iter().map(|f| f.value.clone()).collect::<Vec<_>>()
         };
+        self.config_with(
+            values(&self.scenario().nmi.flags),
+            values(&self.scenario().mic.flags),
+        )
+    }
+
+    /// Whether the flags hold `${...}` references, so the trial needs its own configuration,
+    /// known only once its cloud is declared.
+    pub fn flags_need_rendering(&self) -> bool {
+        let scenario = self.scenario();
+        scenario
+            .nmi
+            .flags
+            .iter()
+            .chain(&scenario.mic.flags)
+            .any(|f| f.value.contains("${"))
+    }
+
+    /// How NMI and MIC must run, with the flags' references resolved by `resolver`.
+    pub fn rendered_config(
+        &self,
+        resolver: &dyn Resolve,
+    ) -> Result<IdentityConfig, (String, RenderError)> {
+        let render = |flags: &[podid_scenario::Template]| {
+            flags
+                .iter()
+                .map(|f| reference::render(f, resolver).map_err(|e| (f.value.clone(), e)))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let scenario = self.scenario();
+        Ok(self.config_with(render(&scenario.nmi.flags)?, render(&scenario.mic.flags)?))
+    }
+
+    fn config_with(&self, nmi_flags: Vec<String>, mic_flags: Vec<String>) -> IdentityConfig {
         IdentityConfig {
             mode: self.mode,
-            nmi_flags: values(&self.scenario().nmi.flags),
+            nmi_flags,
             mic_flags: match self.mode {
-                NmiMode::Standard => values(&self.scenario().mic.flags),
+                NmiMode::Standard => mic_flags,
                 NmiMode::Managed => Vec::new(),
             },
             mic_replicas: match self.mode {
@@ -69,13 +110,19 @@ impl Trial {
         }
     }
 
-    /// Whether a step counts cloud requests, which is only meaningful while no other trial
-    /// talks to the cloud.
-    pub fn counts_requests(&self) -> bool {
+    /// Whether `step` runs in this trial's mode (a step may name the modes it applies to).
+    pub fn applies(&self, step: &Step) -> bool {
+        step.modes.is_empty() || step.modes.iter().any(|m| m.value == self.mode)
+    }
+
+    /// The steps that run in this trial's mode, with their 1-based index in the scenario.
+    pub fn steps(&self) -> impl Iterator<Item = (usize, &Located<Step>)> {
         self.scenario()
             .steps
             .iter()
-            .any(|s| s.value.counts_requests())
+            .enumerate()
+            .filter(|(_, s)| self.applies(&s.value))
+            .map(|(i, s)| (i + 1, s))
     }
 }
 
@@ -100,6 +147,8 @@ pub struct Environment {
     /// Where failure diagnostics go (`target/podid/runs/<run>/artifacts`).
     pub artifacts_dir: PathBuf,
     pub gate: ConfigGate,
+    /// Binding selectors of the standard-mode trials running beside each other.
+    pub selectors: SelectorLocks,
     /// Deadline of one token/blob attempt (probe included).
     pub step_timeout: Duration,
 }
@@ -111,6 +160,7 @@ impl Environment {
             run_id,
             artifacts_dir,
             gate: ConfigGate::default(),
+            selectors: SelectorLocks::default(),
             step_timeout: Duration::from_secs(150),
         }
     }

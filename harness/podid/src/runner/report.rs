@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use podid_reports::{Failure, Outcome, StepReport};
-use podid_scenario::Step;
+use podid_scenario::{NmiMode, Step};
 
 use super::error::StepError;
 use super::steps::step_name;
@@ -23,6 +23,19 @@ pub fn skipped(index: usize, step: &Step) -> StepReport {
         duration: Duration::ZERO,
         failures: Vec::new(),
         output: Some("not run: an earlier step failed".into()),
+    }
+}
+
+/// A step written for other NMI modes than the trial's.
+pub fn not_applicable(index: usize, step: &Step, mode: NmiMode) -> StepReport {
+    StepReport {
+        index,
+        name: step_name(step),
+        kind: step_kind(step),
+        status: Outcome::Skipped,
+        duration: Duration::ZERO,
+        failures: Vec::new(),
+        output: Some(format!("not applicable in {} mode", mode.as_str())),
     }
 }
 

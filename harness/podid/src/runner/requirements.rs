@@ -1,9 +1,10 @@
 //! What a trial needs from its provider, read off the scenario, and the reason it is skipped
 //! when the provider lacks any of it.
 
-use podid_scenario::{NmiMode, Position};
+use podid_scenario::{Action, NmiMode, PodPhase, Position, Step};
 
 use super::Trial;
+use crate::instance::CLUSTER_IDENTITY;
 use crate::provider::{Capabilities, Capability};
 
 /// One need of a trial and where in the scenario it comes from.
@@ -83,13 +84,157 @@ pub fn requirements(trial: &Trial) -> Vec<Requirement> {
             ),
         );
     }
-    for (i, step) in scenario.steps.iter().enumerate() {
-        if step.value.counts_requests() {
+    if trial.mode == NmiMode::Standard && scenario.mic.replica_count() != 1 {
+        let at_replicas = scenario
+            .mic
+            .replicas
+            .as_ref()
+            .map(|r| r.at)
+            .unwrap_or_default();
+        need(
+            Capability::MicReplicas,
+            format!(
+                "mic.replicas is {} ({})",
+                scenario.mic.replica_count(),
+                at(at_replicas)
+            ),
+        );
+    }
+    let pending = scenario
+        .cluster
+        .pods
+        .iter()
+        .chain(
+            trial
+                .steps()
+                .flat_map(|(_, s)| s.value.apply.iter().flat_map(|a| a.pods.iter())),
+        )
+        .find(|(_, p)| {
+            p.phase
+                .as_ref()
+                .is_some_and(|ph| ph.value == PodPhase::Pending)
+        });
+    if let Some((name, pod)) = pending {
+        let where_ = pod.phase.as_ref().map(|p| p.at).unwrap_or(name.at);
+        need(
+            Capability::PendingPods,
+            format!("pod `{}` stays Pending ({})", name.value, at(where_)),
+        );
+    }
+    for flag in scenario.nmi.flags.iter().chain(&scenario.mic.flags) {
+        if names_cluster_identity(&flag.value) {
             need(
-                Capability::RequestLog,
-                format!("step {} expects cloud requests ({})", i + 1, at(step.at)),
+                Capability::ClusterIdentity,
+                format!(
+                    "flag `{}` names the cluster identity ({})",
+                    flag.value,
+                    at(flag.at)
+                ),
             );
         }
+    }
+    if names_cluster_identity(&serde_json::to_string(&scenario.cluster).unwrap_or_default()) {
+        need(
+            Capability::ClusterIdentity,
+            format!("the cluster section names the cluster identity ({file})"),
+        );
+    }
+    for (i, step) in trial.steps() {
+        let step_at = at(step.at);
+        for (capability, because) in step_needs(&step.value) {
+            need(capability, format!("step {i} {because} ({step_at})"));
+        }
+    }
+    out
+}
+
+/// Whether a template (or a serialised section) refers to `${cloud.clusterIdentity…}`.
+fn names_cluster_identity(text: &str) -> bool {
+    text.contains("${cloud.clusterIdentity")
+}
+
+/// What one step needs, each with the reason as the step's own phrase.
+fn step_needs(step: &Step) -> Vec<(Capability, String)> {
+    let mut out = Vec::new();
+    if step.counts_requests() {
+        out.push((Capability::RequestLog, "expects cloud requests".to_string()));
+    }
+    for action in step.actions() {
+        match action {
+            Action::Cloud(c) => {
+                out.push((Capability::CloudChanges, "changes the cloud".into()));
+                let on_machines = c.assign.is_some()
+                    || c.unassign.is_some()
+                    || c.enable_system_assigned.is_some();
+                if on_machines {
+                    out.push((
+                        Capability::PerNodeMachines,
+                        "changes a node's machine".into(),
+                    ));
+                }
+                let cluster = c
+                    .assign
+                    .iter()
+                    .chain(&c.unassign)
+                    .map(|a| &a.identity)
+                    .chain(
+                        c.add_role
+                            .iter()
+                            .chain(&c.remove_role)
+                            .map(|r| &r.principal),
+                    )
+                    .any(|n| n.value == CLUSTER_IDENTITY);
+                if cluster {
+                    out.push((
+                        Capability::ClusterIdentity,
+                        "names the cluster identity".into(),
+                    ));
+                }
+            }
+            Action::Lifecycle(a, t) => out.push((
+                Capability::Restarts,
+                format!("{}s {:?}", a.keyword(), t.component.value).to_lowercase(),
+            )),
+            Action::Health(_) => {
+                out.push((Capability::HealthEndpoints, "reads component health".into()))
+            }
+            _ => {}
+        }
+    }
+    if let Some(e) = &step.expect {
+        if !e.node_identities.is_empty() {
+            out.push((
+                Capability::PerNodeMachines,
+                "expects identities on node machines".into(),
+            ));
+            out.push((
+                Capability::CloudChanges,
+                "reads the identities on node machines".into(),
+            ));
+            let cluster = e
+                .node_identities
+                .values()
+                .flat_map(|m| m.has.iter().chain(&m.lacks))
+                .any(|n| n.value == CLUSTER_IDENTITY);
+            if cluster {
+                out.push((
+                    Capability::ClusterIdentity,
+                    "expects the cluster identity on a node".into(),
+                ));
+            }
+        }
+        if !e.iptables.is_empty() {
+            out.push((
+                Capability::NodeIptables,
+                "expects NMI's iptables chain".into(),
+            ));
+        }
+    }
+    if names_cluster_identity(&serde_json::to_string(step).unwrap_or_default()) {
+        out.push((
+            Capability::ClusterIdentity,
+            "names the cluster identity".into(),
+        ));
     }
     out
 }

@@ -1,24 +1,31 @@
 //! The state one trial's steps share: the scenario instance, what it created (for cleanup), its
 //! window on the cloud's request log, and the saving of failure diagnostics.
 
-use std::time::SystemTime;
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime};
 
 use podid_reports::{Attachment, StepReport};
 use podid_scenario::Scenario;
+use podid_wait::{Check, Poll};
 use serde_json::Value;
 
 use super::Environment;
+use super::attribution::Attribution;
 use super::error::StepError;
 use crate::instance::ScenarioInstance;
 use crate::objects;
-use crate::provider::{CloudRequest, Machine, ObjectKey, PodHandle, PodRequest};
+use crate::provider::{CloudRequest, Machine, ObjectKey, PodHandle};
 
-/// What a trial created, so cleanup can remove it whatever happened.
+/// What a trial created or changed, so cleanup can undo it whatever happened.
 #[derive(Default)]
-struct Created {
+pub(super) struct Created {
     /// In creation order; removed in reverse.
-    objects: Vec<ObjectKey>,
-    assignments: Vec<(Machine, String)>,
+    pub objects: Vec<ObjectKey>,
+    /// Identities the trial put on machines (setup or `cloud: assign`); taken off at the end.
+    pub assignments: Vec<(Machine, String)>,
+    /// Identities the trial took off machines that held them before it (the cluster
+    /// identity); put back at the end.
+    pub removals: Vec<(Machine, String)>,
 }
 
 /// The run state of one trial, shared by its steps.
@@ -26,27 +33,42 @@ pub(crate) struct ScenarioRun<'a> {
     pub env: &'a Environment,
     pub scenario: &'a Scenario,
     pub inst: ScenarioInstance,
+    /// Whether other trials may run beside this one: its `requests` expectations then count
+    /// only the requests attributed to it.
+    pub shared: bool,
     /// The request log's cursor when the trial began (after it was let through the gate).
     pub first_request: Option<u64>,
     /// The JWKS that verifies the cloud's tokens, read once per trial.
     pub signing_keys: Option<Value>,
-    created: Created,
+    /// A lifecycle step stopped, killed or restarted a component: the trial ends with
+    /// `ClusterSide::recover`.
+    pub needs_recover: bool,
+    pub(super) created: Created,
 }
 
 impl<'a> ScenarioRun<'a> {
-    pub fn new(env: &'a Environment, scenario: &'a Scenario, inst: ScenarioInstance) -> Self {
+    pub fn new(
+        env: &'a Environment,
+        scenario: &'a Scenario,
+        inst: ScenarioInstance,
+        shared: bool,
+    ) -> Self {
         Self {
             env,
             scenario,
             inst,
-            first_request: env.provider.request_cursor(),
+            shared,
+            first_request: None,
             signing_keys: None,
+            needs_recover: false,
             created: Created::default(),
         }
     }
 
-    /// Declares the cloud, assigns node identities, creates the namespace, objects and pods.
-    pub async fn setup(&mut self) -> Result<(), StepError> {
+    /// Declares the scenario's cloud under the run's names and reads the signing keys: all
+    /// that `${identities.*}` and friends need, so it can happen before the trial's NMI/MIC
+    /// configuration is known.
+    pub async fn declare_cloud(&mut self) -> Result<(), StepError> {
         let provider = &self.env.provider;
         let declared = provider
             .cloud
@@ -63,13 +85,20 @@ impl<'a> ScenarioRun<'a> {
                 None
             }
         };
+        Ok(())
+    }
+
+    /// Marks the start of the trial proper (it is through the gate): requests before this
+    /// are not its.
+    pub fn begin(&mut self) {
+        self.first_request = self.env.provider.request_cursor();
+    }
+
+    /// Assigns node identities, creates the namespace, objects and pods.
+    pub async fn setup(&mut self) -> Result<(), StepError> {
+        let provider = &self.env.provider;
         for (node, identities) in &self.scenario.cloud.node_identities {
-            let machine = self
-                .inst
-                .node(node)
-                .ok_or_else(|| StepError::UnknownNode(node.value.clone()))?
-                .machine
-                .clone();
+            let machine = self.machine(node)?;
             for id in identities {
                 let resource_id = self
                     .inst
@@ -95,6 +124,16 @@ impl<'a> ScenarioRun<'a> {
         self.apply_cluster(&cluster).await
     }
 
+    /// The machine behind a logical node.
+    pub fn machine(&self, node: &str) -> Result<Machine, StepError> {
+        Ok(self
+            .inst
+            .node(node)
+            .ok_or_else(|| StepError::UnknownNode(node.to_string()))?
+            .machine
+            .clone())
+    }
+
     /// Applies a `cluster`/`apply` section: namespaces, then objects, then pods.
     pub async fn apply_cluster(
         &mut self,
@@ -111,42 +150,12 @@ impl<'a> ScenarioRun<'a> {
             let key = side.objects().apply(&value).await?;
             self.created.objects.push(key);
         }
-        for (name, pod) in &cluster.pods {
-            let render = |t: &podid_scenario::Template| {
-                podid_scenario::reference::render(t, &self.inst)
-                    .map_err(StepError::reference(format!("pod `{}`", name.value)))
-            };
-            let mut labels = Vec::new();
-            for (k, v) in &pod.labels {
-                labels.push((k.clone(), render(v)?));
-            }
-            let mut annotations = Vec::new();
-            for (k, v) in &pod.annotations {
-                annotations.push((k.clone(), render(v)?));
-            }
-            let request = PodRequest {
-                namespace: self
-                    .inst
-                    .namespace_for(pod.namespace.as_ref().map(|n| n.as_str())),
-                name: name.value.clone(),
-                node: pod.node.value.clone(),
-                labels,
-                annotations,
-                owner: match &pod.owner {
-                    Some(o) => Some((o.kind.value, render(&o.name)?)),
-                    None => None,
-                },
-                phase: pod.phase.as_ref().map(|p| p.value).unwrap_or_default(),
-                storage_accounts: self.inst.accounts.values().cloned().collect(),
-            };
-            let handle = side.create_pod(&request).await?;
-            self.inst.pods.insert(name.value.clone(), handle);
-        }
-        Ok(())
+        self.create_pods(&cluster.pods).await
     }
 
     /// What the cloud received since `step_cursor` (this step) and since the trial began; both
-    /// empty when the cloud keeps no log.
+    /// empty when the cloud keeps no log. A shared trial sees only the requests attributed to
+    /// it.
     pub fn requests_since(
         &self,
         step_cursor: Option<u64>,
@@ -155,7 +164,10 @@ impl<'a> ScenarioRun<'a> {
         else {
             return (Vec::new(), Vec::new());
         };
-        let trial = log.since(first);
+        let mut trial = log.since(first);
+        if self.shared {
+            trial = Attribution::of(&self.inst).filter(trial);
+        }
         let from = step_cursor.unwrap_or(first);
         let step = trial.iter().filter(|r| r.seq >= from).cloned().collect();
         (step, trial)
@@ -168,27 +180,16 @@ impl<'a> ScenarioRun<'a> {
             .ok_or_else(|| StepError::UnknownPod(name.to_string()))
     }
 
-    /// Deletes a pod the trial created; `false` when it has no such pod.
-    pub async fn delete_pod(&mut self, name: &str) -> Result<bool, StepError> {
-        match self.inst.pods.remove(name) {
-            Some(handle) => {
-                self.env.provider.cluster.delete_pod(&handle).await?;
-                Ok(true)
-            }
-            None => Ok(false),
-        }
-    }
-
     /// Removes everything the trial created: pods, then objects in reverse order, then
-    /// identity assignments. Returns what could not be removed.
+    /// identity assignments; puts back identities it took off. Returns what could not be
+    /// undone.
     pub async fn cleanup(&mut self) -> Vec<String> {
-        let mut problems = Vec::new();
-        let pods: Vec<String> = self.inst.pods.keys().cloned().collect();
-        for pod in pods {
-            if let Err(e) = self.delete_pod(&pod).await {
-                problems.push(e.report_text());
-            }
-        }
+        let mut problems: Vec<String> = self
+            .delete_all_pods()
+            .await
+            .iter()
+            .map(StepError::report_text)
+            .collect();
         let provider = &self.env.provider;
         for key in self.created.objects.drain(..).rev() {
             if let Err(e) = provider.cluster.objects().delete(&key).await {
@@ -200,7 +201,54 @@ impl<'a> ScenarioRun<'a> {
                 problems.push(crate::provider::error_chain(&e));
             }
         }
+        for (machine, id) in self.created.removals.drain(..) {
+            if let Err(e) = provider.cloud.assign_identity(&machine, &id).await {
+                problems.push(crate::provider::error_chain(&e));
+            }
+        }
         problems
+    }
+
+    /// Waits until MIC has deleted the AzureAssignedIdentities of the trial's pods (they go
+    /// some time after the pods), so a trial that loaded MIC does not hand its backlog to the
+    /// next; what is still there after `timeout`, if anything.
+    pub async fn await_mic_cleanup(&self, timeout: Duration) -> Option<String> {
+        let key = objects::key_of(
+            podid_scenario::ObjectKind::AzureAssignedIdentity,
+            &self.inst.mic_namespace,
+            "",
+        );
+        let namespaces = self.inst.pod_namespaces();
+        let store = self.env.provider.cluster.objects();
+        let remaining = || async {
+            let listed = store.list(&key).await?;
+            Ok::<_, crate::provider::ProviderError>(
+                listed
+                    .iter()
+                    .filter(|o| {
+                        o["spec"]["podNamespace"]
+                            .as_str()
+                            .is_some_and(|ns| namespaces.iter().any(|n| n == ns))
+                    })
+                    .count(),
+            )
+        };
+        let waited =
+            podid_wait::until(Poll::every(Duration::from_millis(500), timeout), || async {
+                match remaining().await {
+                    Ok(0) => Check::Done(()),
+                    Ok(n) => Check::Pending(format!("{n} left")),
+                    Err(e) => Check::Failed(crate::provider::error_chain(&e)),
+                }
+            })
+            .await;
+        waited.err().map(|end| {
+            format!(
+                "MIC had not deleted the AzureAssignedIdentities of the trial's pods after {}s: {}",
+                end.waited().as_secs(),
+                end.into_state()
+            )
+        })
     }
 
     /// Saves what explains a failure: the trial's cloud requests, its API objects, the step
@@ -233,15 +281,27 @@ impl<'a> ScenarioRun<'a> {
         if let (Some(log), Some(first)) =
             (self.env.provider.cloud.request_log(), self.first_request)
         {
+            let mut details = log.details_since(first);
+            // A shared trial's own requests: the others' belong to their trials.
+            if self.shared {
+                let own: HashSet<u64> = self.requests_since(None).1.iter().map(|r| r.seq).collect();
+                if let Value::Array(all) = &mut details {
+                    all.retain(|r| r["seq"].as_u64().is_some_and(|seq| own.contains(&seq)));
+                }
+            }
             write(
                 "cloud requests",
                 "cloud-requests.json",
-                serde_json::to_string_pretty(&log.details_since(first)).unwrap_or_default(),
+                serde_json::to_string_pretty(&details).unwrap_or_default(),
             );
         }
         let objects = self.env.provider.cluster.objects();
         let mut namespaces = vec![self.inst.namespace.clone()];
         namespaces.extend(self.inst.namespaces.values().cloned());
+        // AzureAssignedIdentities live in MIC's namespace.
+        if self.inst.mode == podid_scenario::NmiMode::Standard || self.inst.pods_in_mic_namespace {
+            namespaces.push(self.inst.mic_namespace.clone());
+        }
         let mut dump = Vec::new();
         for ns in namespaces {
             dump.push(objects.dump_namespace(&ns).await);

@@ -1,16 +1,23 @@
-//! One trial from start to end: skipped with its reason, or let through the gate, set up, its
-//! steps run in order (those after a failure skipped), diagnostics saved on failure, and
-//! everything it created removed. Events reach the reporter as they happen.
+//! One trial from start to end: skipped with its reason, or its cloud declared, let through
+//! the gate, set up, its steps run in order (those after a failure skipped, those of other
+//! modes not applicable), diagnostics saved on failure, everything it created removed, and
+//! the components recovered if it stopped any. Events reach the reporter as they happen.
 
 use std::time::{Duration, Instant, SystemTime};
 
 use podid_reports::{Failure, Outcome, Reporter, ScenarioReport};
+use podid_scenario::NmiMode;
 
 use super::error::StepError;
 use super::scenario_run::ScenarioRun;
+use super::selectors::selectors_of;
+use super::sharing::{MANY_PODS, pod_count};
 use super::{Environment, PlannedTrial, report, steps};
-use crate::instance::ScenarioInstance;
+use crate::instance::{ProviderFacts, ScenarioInstance};
 use crate::provider::ConfigureReport;
+
+/// How long a trial that created many pods waits for MIC to remove their AzureAssignedIdentities.
+const MIC_CLEANUP: Duration = Duration::from_secs(90);
 
 fn empty_report(planned: &PlannedTrial) -> ScenarioReport {
     let trial = &planned.trial;
@@ -55,8 +62,27 @@ pub fn skipped_report(planned: &PlannedTrial, reporter: &dyn Reporter) -> Scenar
     report
 }
 
+/// What the provider contributes to every scenario instance.
+fn provider_facts(env: &Environment) -> ProviderFacts {
+    let cloud = &env.provider.cloud;
+    let cluster = &env.provider.cluster;
+    ProviderFacts {
+        run_id: env.run_id.clone(),
+        tenant_id: cloud.tenant_id(),
+        subscription_id: cloud.subscription_id(),
+        nodes: cluster.nodes().to_vec(),
+        mic_namespace: cluster.mic_namespace(),
+        cluster_identity: cluster.cluster_identity(),
+    }
+}
+
 /// Runs one planned trial to completion; never panics on a scenario's behalf, never leaves
 /// its objects behind.
+///
+/// The order: the scenario's cloud is declared first (NMI/MIC flags may name its values and
+/// are rendered with them), then the trial waits at the gate for its configuration, then it
+/// sets up, runs its steps, saves diagnostics on failure, cleans up, and, when a step stopped
+/// or restarted a component, brings every component back.
 pub async fn run_trial(
     env: &Environment,
     planned: &PlannedTrial,
@@ -69,7 +95,8 @@ pub async fn run_trial(
     reporter.scenario_started(&planned.name);
     let started = Instant::now();
     let wall = SystemTime::now();
-    let scenario = planned.trial.scenario();
+    let trial = &planned.trial;
+    let scenario = trial.scenario();
     let push = |report: &mut ScenarioReport, step: podid_reports::StepReport| {
         reporter.step_finished(&report.name, &step);
         if step.status != Outcome::Passed && report.status == Outcome::Passed {
@@ -77,16 +104,59 @@ pub async fn run_trial(
         }
         report.steps.push(step);
     };
+    let finish = |mut report: ScenarioReport| {
+        report.duration = started.elapsed();
+        reporter.scenario_finished(&report);
+        report
+    };
 
+    let inst = ScenarioInstance::new(scenario, trial.mode, provider_facts(env), |account| {
+        env.provider.cloud.account_url(account)
+    });
+    let mut run = ScenarioRun::new(env, scenario, inst, !planned.exclusive);
+    if let Err(e) = run.declare_cloud().await {
+        let step = report::errored(
+            0,
+            "declare the scenario's cloud".into(),
+            "setup",
+            started.elapsed(),
+            "the scenario's identities, principals and storage in the cloud",
+            &e,
+            None,
+        );
+        push(&mut report, step);
+        return finish(report);
+    }
+    let config = match trial.flags_need_rendering() {
+        false => planned.config.clone(),
+        true => match trial.rendered_config(&run.inst) {
+            Ok(config) => config,
+            Err((flag, e)) => {
+                let step = report::errored(
+                    0,
+                    "render the NMI/MIC flags".into(),
+                    "configure",
+                    started.elapsed(),
+                    "every flag's references resolved",
+                    &StepError::reference(format!("flag `{flag}`"))(e),
+                    None,
+                );
+                push(&mut report, step);
+                return finish(report);
+            }
+        },
+    };
+
+    // A shared MIC matches bindings across namespaces: selectors first, then the gate.
+    let _selectors = match (planned.exclusive, trial.mode) {
+        (false, NmiMode::Standard) => Some(env.selectors.take(selectors_of(trial)).await),
+        _ => None,
+    };
     let entered = env
         .gate
-        .enter(
-            env.provider.cluster.as_ref(),
-            &planned.config,
-            planned.exclusive,
-        )
+        .enter(env.provider.cluster.as_ref(), &config, planned.exclusive)
         .await;
-    let _guard = match entered {
+    let mut guard = match entered {
         Ok((guard, configured)) => {
             let failures = configured
                 .as_ref()
@@ -115,23 +185,11 @@ pub async fn run_trial(
                 None,
             );
             push(&mut report, step);
-            report.duration = started.elapsed();
-            reporter.scenario_finished(&report);
-            return report;
+            return finish(report);
         }
     };
 
-    let cloud = &env.provider.cloud;
-    let inst = ScenarioInstance::new(
-        scenario,
-        planned.trial.mode,
-        &env.run_id,
-        &cloud.tenant_id(),
-        &cloud.subscription_id(),
-        env.provider.cluster.nodes(),
-        |account| cloud.account_url(account),
-    );
-    let mut run = ScenarioRun::new(env, scenario, inst);
+    run.begin();
     let setup_started = Instant::now();
     if report.status == Outcome::Passed {
         if let Err(e) = run.setup().await {
@@ -148,6 +206,13 @@ pub async fn run_trial(
         }
     }
     for (i, step) in scenario.steps.iter().enumerate() {
+        if !trial.applies(&step.value) {
+            // Not applicable in this mode: reported, but no outcome of the trial's.
+            let step_report = report::not_applicable(i + 1, &step.value, trial.mode);
+            reporter.step_finished(&report.name, &step_report);
+            report.steps.push(step_report);
+            continue;
+        }
         let step_report = if report.status == Outcome::Passed {
             steps::run_step(&mut run, i + 1, &step.value).await
         } else {
@@ -158,7 +223,10 @@ pub async fn run_trial(
     if report.status != Outcome::Passed {
         report.attachments = run.save_diagnostics(wall, &report.steps).await;
     }
-    let problems = run.cleanup().await;
+    let mut problems = run.cleanup().await;
+    if trial.mode == NmiMode::Standard && pod_count(trial) > MANY_PODS {
+        problems.extend(run.await_mic_cleanup(MIC_CLEANUP).await);
+    }
     if !problems.is_empty() {
         let failures = problems
             .into_iter()
@@ -173,7 +241,37 @@ pub async fn run_trial(
         let step = report::phase(index, "cleanup", "cleanup", Outcome::Errored, failures);
         push(&mut report, step);
     }
-    report.duration = started.elapsed();
-    reporter.scenario_finished(&report);
-    report
+    if run.needs_recover {
+        let index = report.steps.len() + 1;
+        let recover_started = Instant::now();
+        let step = match env.provider.cluster.recover(&config).await {
+            Ok(recovered) => {
+                let failures = nmi_cleanup_failures(&recovered);
+                (!failures.is_empty()).then(|| {
+                    report::phase(
+                        index,
+                        "NMI stopped to recover the components cleans up",
+                        "recover",
+                        Outcome::Failed,
+                        failures,
+                    )
+                })
+            }
+            Err(e) => Some(report::errored(
+                index,
+                "bring every component back".into(),
+                "recover",
+                recover_started.elapsed(),
+                "NMI, MIC and the API server running as configured",
+                &StepError::Provider(e),
+                None,
+            )),
+        };
+        if let Some(step) = step {
+            guard.invalidate();
+            push(&mut report, step);
+        }
+    }
+    drop(guard);
+    finish(report)
 }

@@ -63,18 +63,22 @@ pub fn identity_deployment(base: &DeploymentBase, config: &IdentityConfig) -> Id
         mic_image: base.mic_image.clone(),
         nmi_flags,
         mic_flags,
+        mic_replicas: (config.mode == NmiMode::Standard)
+            .then(|| u32::from(config.mic_replicas.max(1))),
         cloud: base.cloud.clone(),
         image_pull_policy: base.image_pull_policy,
         install_crds: true,
     }
 }
 
-/// MIC's credentials for the mock cloud's MIC principal.
+/// MIC's credentials for the mock cloud's MIC principal, with the cluster identity MIC must
+/// never remove from a node.
 pub fn mic_credentials(
     tenant_id: &str,
     subscription_id: &str,
     client_id: &str,
     secret: &str,
+    cluster_identity_client_id: &str,
 ) -> MicCredentials {
     MicCredentials {
         cloud: "AzurePublicCloud".into(),
@@ -84,6 +88,7 @@ pub fn mic_credentials(
         client_id: client_id.into(),
         client_secret: secret.into(),
         vm_type: "vmss".into(),
+        user_assigned_identity_id: Some(cluster_identity_client_id.into()),
     }
 }
 
@@ -134,6 +139,15 @@ mod tests {
                 .any(|f| f.starts_with("--retry-attempts-for-assigned"))
         );
         assert_eq!(d.mic_flags.last().map(String::as_str), Some("--foo"));
+        assert_eq!(d.mic_replicas, Some(1));
+        let two = identity_deployment(
+            &base(),
+            &IdentityConfig {
+                mic_replicas: 2,
+                ..config
+            },
+        );
+        assert_eq!(two.mic_replicas, Some(2));
     }
 
     #[test]
@@ -147,5 +161,6 @@ mod tests {
         let d = identity_deployment(&base(), &config);
         assert_eq!(d.mode, Mode::Managed);
         assert!(!d.nmi_flags.iter().any(|f| f.contains("retry-attempts")));
+        assert_eq!(d.mic_replicas, None);
     }
 }

@@ -8,6 +8,7 @@
 
 mod cloud_network;
 mod deploy;
+mod health;
 mod images;
 mod node_guard;
 mod options;
@@ -44,6 +45,10 @@ pub fn cluster_capabilities() -> Capabilities {
         Capability::StandardMode,
         Capability::ComponentFlags,
         Capability::PerNodeMachines,
+        Capability::MicReplicas,
+        Capability::HealthEndpoints,
+        Capability::NodeIptables,
+        Capability::ClusterIdentity,
     ])
 }
 
@@ -301,6 +306,7 @@ async fn finish_start(
                 &world.subscription_id,
                 &world.mic.client_id,
                 &world.mic.secret,
+                &world.cluster_identity.client_id,
             )),
         },
         image_pull_policy: if config.options.nmi_image.is_some()
@@ -327,6 +333,7 @@ async fn finish_start(
         servers: served.servers,
         environment,
         keep: config.options.keep,
+        cluster_identity: world.cluster_identity.clone(),
     });
     Ok(Provider::new(
         "kind",

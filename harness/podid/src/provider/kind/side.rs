@@ -16,14 +16,17 @@ use podid_mocks::ServerHandle;
 use podid_probe::ProbeReport;
 use podid_wait::{Check, Poll};
 
+use podid_scenario::{Component, MicReplica, OwnerKind, PodPhase};
+
 use super::cloud_network::CloudAddresses;
-use super::deploy::{DeploymentBase, identity_deployment, workloads};
+use super::deploy::{DeploymentBase, IDENTITY_NAMESPACE, identity_deployment, workloads};
+use super::health::{healthz, lease_holder};
 use super::images::RunImages;
 use super::node_guard::{self, NodeShell};
 use crate::provider::capability::Capabilities;
 use crate::provider::cluster::{
-    ClusterSide, ConfigureReport, IdentityConfig, NmiStopCheck, NodeInfo, PodHandle, PodRequest,
-    SavedFile, ShutdownReport,
+    ClusterIdentity, ClusterSide, ComponentRef, ConfigureReport, HealthAnswer, IdentityConfig,
+    NmiStopCheck, NodeInfo, PodHandle, PodRequest, SavedFile, ShutdownReport,
 };
 use crate::provider::error::ProviderError;
 use crate::provider::kube_objects::KubeObjects;
@@ -72,6 +75,7 @@ pub struct KindParts {
     pub servers: Vec<ServerHandle>,
     pub environment: Vec<(String, String)>,
     pub keep: bool,
+    pub cluster_identity: ClusterIdentity,
 }
 
 /// The kind cluster side.
@@ -93,6 +97,7 @@ pub struct KindClusterSide {
     installed: tokio::sync::Mutex<Option<Installed>>,
     environment: Vec<(String, String)>,
     keep: bool,
+    cluster_identity: ClusterIdentity,
 }
 
 fn err(action: String, e: impl std::error::Error + Send + Sync + 'static) -> ProviderError {
@@ -125,6 +130,7 @@ impl KindClusterSide {
             installed: tokio::sync::Mutex::new(None),
             environment: parts.environment,
             keep: parts.keep,
+            cluster_identity: parts.cluster_identity,
         }
     }
 
@@ -205,6 +211,63 @@ impl KindClusterSide {
         matches!(self.shell.run(node, &argv).await, Ok(body) if body.trim() == "Active")
     }
 
+    /// Each addressed MIC pod's `/healthz`, labelled leader or follower by the lease.
+    async fn mic_health(
+        &self,
+        replica: Option<MicReplica>,
+    ) -> Result<Vec<HealthAnswer>, ProviderError> {
+        let (mic, flags) = {
+            let installed = self.installed.lock().await;
+            let installed = installed.as_ref();
+            match installed.and_then(|i| i.rendered.mic.clone()) {
+                Some(mic) => (
+                    mic,
+                    installed
+                        .map(|i| i.config.mic_flags.clone())
+                        .unwrap_or_default(),
+                ),
+                None => {
+                    return Err(ProviderError::plain(
+                        "MIC does not run (it runs in standard mode only)",
+                    ));
+                }
+            }
+        };
+        let holder = lease_holder(&self.client, &flags).await?;
+        let mut pods = podid_incluster::rollout::list_pods(&self.client, &mic)
+            .await
+            .map_err(|e| err(format!("listing the pods of {mic}"), e))?;
+        pods.retain(|p| p.metadata.deletion_timestamp.is_none());
+        pods.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        let mut answers = Vec::new();
+        for pod in pods {
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let leads = holder.as_deref() == Some(name.as_str());
+            let wanted = match replica {
+                None => true,
+                Some(MicReplica::Leader) => leads,
+                Some(MicReplica::Follower) => !leads,
+            };
+            if !wanted {
+                continue;
+            }
+            let instance = format!("mic {name} ({})", if leads { "leader" } else { "follower" });
+            let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
+            answers.push(match ip {
+                Some(ip) => {
+                    let url = format!("http://{ip}:{MIC_PROBE_PORT}/healthz");
+                    healthz(&self.shell, &self.nodes[0].name, &url, instance).await
+                }
+                None => HealthAnswer {
+                    instance,
+                    status: 0,
+                    body: "the pod has no IP yet".into(),
+                },
+            });
+        }
+        Ok(answers)
+    }
+
     fn workload_spec(&self, request: &PodRequest, node: &NodeInfo) -> WorkloadSpec {
         let mut aliases: BTreeMap<IpAddr, Vec<String>> = BTreeMap::new();
         for (ip, host) in self.addresses.pod_hosts(&request.storage_accounts) {
@@ -217,7 +280,7 @@ impl KindClusterSide {
             labels: request.labels.iter().cloned().collect(),
             annotations: request.annotations.iter().cloned().collect(),
             owner_replica_set: match &request.owner {
-                Some((podid_scenario::OwnerKind::ReplicaSet, name)) => Some(name.clone()),
+                Some((OwnerKind::ReplicaSet, name)) => Some(name.clone()),
                 _ => None,
             },
             image: self.images.workload.clone(),
@@ -290,6 +353,41 @@ impl ClusterSide for KindClusterSide {
         Ok(report)
     }
 
+    fn mic_namespace(&self) -> String {
+        IDENTITY_NAMESPACE.to_string()
+    }
+
+    fn cluster_identity(&self) -> Option<ClusterIdentity> {
+        Some(self.cluster_identity.clone())
+    }
+
+    async fn health(&self, target: &ComponentRef) -> Result<Vec<HealthAnswer>, ProviderError> {
+        match target.component {
+            Component::Nmi => {
+                let nodes: Vec<&NodeInfo> = match &target.node {
+                    Some(logical) => vec![self.node(logical)?],
+                    None => self.nodes.iter().collect(),
+                };
+                let url = format!("http://127.0.0.1:{NMI_PROBE_PORT}/healthz");
+                let mut answers = Vec::new();
+                for node in nodes {
+                    let instance = format!("nmi@{}", node.logical);
+                    answers.push(healthz(&self.shell, &node.name, &url, instance).await);
+                }
+                Ok(answers)
+            }
+            Component::Mic => self.mic_health(target.replica).await,
+            Component::Apiserver => Err(ProviderError::plain(
+                "the kind provider does not read kube-apiserver's health",
+            )),
+        }
+    }
+
+    async fn nmi_chain_present(&self, node: &str) -> Result<bool, ProviderError> {
+        let node = self.node(node)?;
+        node_guard::nmi_chain_present(&self.shell, &node.name).await
+    }
+
     async fn ensure_namespace(&self, namespace: &str) -> Result<(), ProviderError> {
         podid_incluster::workload::ensure_namespace(&self.client, namespace)
             .await
@@ -297,6 +395,17 @@ impl ClusterSide for KindClusterSide {
     }
 
     async fn create_pod(&self, request: &PodRequest) -> Result<PodHandle, ProviderError> {
+        let what = format!("pod {}/{}", request.namespace, request.name);
+        if let Some((OwnerKind::DaemonSet, _)) = &request.owner {
+            return Err(ProviderError::plain(format!(
+                "{what}: the kind provider gives pods only ReplicaSet owners (a DaemonSet owner would have to run a pod of its own on every node)"
+            )));
+        }
+        if request.phase == PodPhase::Pending {
+            return Err(ProviderError::plain(format!(
+                "{what}: the kind provider cannot keep a running pod in phase Pending"
+            )));
+        }
         let node = self.node(&request.node)?;
         let spec = self.workload_spec(request, node);
         let running = podid_incluster::create_and_wait_running(&self.client, &spec, POD_TIMEOUT)

@@ -3,6 +3,7 @@
 //! cloud side. Each node namespace holds its own IMDS at 169.254.169.254:80 and the cloud's
 //! HTTPS endpoints at documentation-range addresses that only the project's namespaces route.
 
+mod components;
 mod start;
 
 use std::collections::{BTreeMap, HashMap};
@@ -11,18 +12,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use podid_local::{LocalCluster, LocalPod, MicConfig, NmiStop, PodSpec, StartupTimings};
+use podid_local::{LocalCluster, LocalPod, MicConfig, NmiStop, PodOwner, PodSpec, StartupTimings};
 use podid_mocks::ServerHandle;
 use podid_probe::ProbeReport;
-use podid_scenario::NmiMode;
+use podid_scenario::{LifecycleAction, OwnerKind, PodPhase};
 use podid_toolchain::Toolchain;
 
-pub use start::{AAD_ADDRESS, ARM_ADDRESS, BLOB_ADDRESS, MIC_NODE};
+pub use start::{AAD_ADDRESS, ARM_ADDRESS, BLOB_ADDRESS, MIC_NODES};
 
 use super::capability::{Capabilities, Capability};
 use super::cluster::{
-    ClusterSide, ConfigureReport, IdentityConfig, NmiStopCheck, NodeInfo, PodHandle, PodRequest,
-    SavedFile, ShutdownReport,
+    ClusterIdentity, ClusterSide, ComponentRef, ConfigureReport, HealthAnswer, IdentityConfig,
+    NmiStopCheck, NodeInfo, PodHandle, PodRequest, SavedFile, ShutdownReport,
 };
 use super::error::ProviderError;
 use super::kube_objects::KubeObjects;
@@ -40,12 +41,11 @@ pub struct LocalProviderConfig {
     pub probe: ProbeCommand,
 }
 
-/// What runs besides the cluster's control plane.
+/// How NMI and MIC were last configured; `None` before the first trial or after a failed
+/// configuration.
 #[derive(Default)]
 struct Running {
-    nmi: bool,
-    /// The extra flags MIC runs with; `None` when it does not run.
-    mic: Option<Vec<String>>,
+    config: Option<IdentityConfig>,
 }
 
 /// The local cluster as a provider's cluster side.
@@ -61,6 +61,7 @@ pub struct LocalClusterSide {
     running: tokio::sync::Mutex<Running>,
     environment: Vec<(String, String)>,
     mic: MicConfig,
+    cluster_identity: ClusterIdentity,
 }
 
 fn err(action: String, e: impl std::error::Error + Send + Sync + 'static) -> ProviderError {
@@ -113,6 +114,7 @@ pub async fn start(
             ("etcd".into(), tc.versions.etcd.clone()),
         ],
         mic: start::mic_config(&config.run_id, &cloud),
+        cluster_identity: cloud.cluster_identity.clone(),
     };
     let provider = Provider::new(
         "local",
@@ -130,6 +132,11 @@ pub fn cluster_capabilities() -> Capabilities {
         Capability::ComponentFlags,
         Capability::PerNodeMachines,
         Capability::Restarts,
+        Capability::MicReplicas,
+        Capability::HealthEndpoints,
+        Capability::NodeIptables,
+        Capability::PendingPods,
+        Capability::ClusterIdentity,
     ])
 }
 
@@ -191,50 +198,49 @@ impl ClusterSide for LocalClusterSide {
 
     async fn configure(&self, config: &IdentityConfig) -> Result<ConfigureReport, ProviderError> {
         let mut running = self.running.lock().await;
-        let cluster = self.cluster()?;
-        let mut report = ConfigureReport::default();
-        // MIC runs only in standard mode: in managed mode it would assign identities that
-        // scenarios expect to be absent.
-        let wanted_mic = (config.mode == NmiMode::Standard).then(|| config.mic_flags.clone());
-        if running.mic != wanted_mic {
-            if running.mic.take().is_some() {
-                cluster
-                    .stop_mic()
-                    .await
-                    .map_err(|e| err("stopping MIC".into(), e))?;
-            }
-            if let Some(extra_args) = wanted_mic {
-                let mic = MicConfig {
-                    extra_args: extra_args.clone(),
-                    ..self.mic.clone()
-                };
-                cluster
-                    .start_mic(&mic)
-                    .await
-                    .map_err(|e| err("starting MIC".into(), e))?;
-                running.mic = Some(extra_args);
-            }
-        }
-        let mode = match config.mode {
-            NmiMode::Managed => podid_local::NmiMode::Managed,
-            NmiMode::Standard => podid_local::NmiMode::Standard,
-        };
-        let action = format!("starting NMI in {} mode", config.mode.as_str());
-        if running.nmi {
-            running.nmi = false;
-            let stops = cluster
-                .restart_nmi(mode, &config.nmi_flags)
-                .await
-                .map_err(|e| err(action, e))?;
-            report.nmi_stops = stop_checks(stops);
-        } else {
-            cluster
-                .start_nmi(mode, &config.nmi_flags)
-                .await
-                .map_err(|e| err(action, e))?;
-        }
-        running.nmi = true;
+        // Forgotten first: after a failure, nothing is assumed about what runs.
+        running.config = None;
+        let report = self.apply_config(config).await?;
+        running.config = Some(config.clone());
         Ok(report)
+    }
+
+    async fn recover(&self, config: &IdentityConfig) -> Result<ConfigureReport, ProviderError> {
+        let mut running = self.running.lock().await;
+        let configured = running.config.take();
+        let report = self.recover_components(config, configured.as_ref()).await?;
+        running.config = Some(config.clone());
+        Ok(report)
+    }
+
+    async fn lifecycle(
+        &self,
+        action: LifecycleAction,
+        target: &ComponentRef,
+    ) -> Result<(), ProviderError> {
+        let _running = self.running.lock().await;
+        self.change_component(action, target).await
+    }
+
+    async fn health(&self, target: &ComponentRef) -> Result<Vec<HealthAnswer>, ProviderError> {
+        self.read_health(target).await
+    }
+
+    async fn nmi_chain_present(&self, node: &str) -> Result<bool, ProviderError> {
+        let rules = self
+            .cluster()?
+            .nmi_rules(node)
+            .await
+            .map_err(|e| err(format!("reading NMI's iptables on {node}"), e))?;
+        Ok(!rules.gone())
+    }
+
+    fn mic_namespace(&self) -> String {
+        podid_local::MIC_POD_NAMESPACE.to_string()
+    }
+
+    fn cluster_identity(&self) -> Option<ClusterIdentity> {
+        Some(self.cluster_identity.clone())
     }
 
     async fn ensure_namespace(&self, namespace: &str) -> Result<(), ProviderError> {
@@ -256,9 +262,16 @@ impl ClusterSide for LocalClusterSide {
                 .cloned()
                 .collect::<BTreeMap<_, _>>(),
             node: request.node.clone(),
-            owner_replicaset: match &request.owner {
-                Some((podid_scenario::OwnerKind::ReplicaSet, name)) => Some(name.clone()),
-                _ => None,
+            owner: request.owner.as_ref().map(|(kind, name)| PodOwner {
+                kind: match kind {
+                    OwnerKind::ReplicaSet => podid_local::OwnerKind::ReplicaSet,
+                    OwnerKind::DaemonSet => podid_local::OwnerKind::DaemonSet,
+                },
+                name: name.clone(),
+            }),
+            phase: match request.phase {
+                PodPhase::Running => podid_local::PodPhase::Running,
+                PodPhase::Pending => podid_local::PodPhase::Pending,
             },
         };
         let what = format!("pod {}/{}", request.namespace, request.name);
@@ -333,13 +346,15 @@ impl ClusterSide for LocalClusterSide {
                 )
             })
             .collect();
-        let mic_log = cluster.mic_log();
-        if mic_log.is_file() {
-            out.extend(Self::save_log(
-                &mic_log,
-                dir.join("mic.log"),
-                "MIC log".into(),
-            ));
+        for slot in 0..MIC_NODES.len() as u8 {
+            let mic_log = cluster.mic_log(slot);
+            if mic_log.is_file() {
+                out.extend(Self::save_log(
+                    &mic_log,
+                    dir.join(format!("mic-{slot}.log")),
+                    format!("MIC log (replica {slot})"),
+                ));
+            }
         }
         out
     }

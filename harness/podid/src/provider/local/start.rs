@@ -12,7 +12,7 @@ use podid_scenario::LOGICAL_NODES;
 use podid_toolchain::Toolchain;
 
 use crate::provider::ProviderError;
-use crate::provider::cluster::NodeInfo;
+use crate::provider::cluster::{ClusterIdentity, NodeInfo};
 use crate::provider::mock_cloud::machine_ref;
 use crate::provider::mock_world::{
     self, AAD_HOST, ARM_HOST, NODE_RESOURCE_GROUP, machine_of, provider_id_of,
@@ -24,8 +24,9 @@ pub const AAD_ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 pub const ARM_ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
 /// Address of the mock Blob service inside every node namespace.
 pub const BLOB_ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 12);
-/// The node whose namespace MIC runs in (standard mode), as a hostNetwork pod would.
-pub const MIC_NODE: &str = "node-0";
+/// The nodes whose namespaces MIC's replicas run in (standard mode), as hostNetwork pods would:
+/// replica slot `i` in `MIC_NODES[i]`.
+pub const MIC_NODES: [&str; 2] = ["node-0", "node-1"];
 
 /// The host names every node and pod resolves to the mock cloud.
 pub fn cloud_hosts() -> Vec<(IpAddr, String)> {
@@ -59,6 +60,7 @@ pub struct LocalCloud {
     /// MIC's azure.json (principal secret inside, root-only).
     pub mic_cloud_config: PathBuf,
     pub subscription: String,
+    pub cluster_identity: ClusterIdentity,
 }
 
 /// Creates the mock cloud (see [`mock_world`]), its CA bundle and MIC's azure.json.
@@ -75,6 +77,7 @@ pub fn create_cloud(work_dir: &Path) -> Result<LocalCloud, ProviderError> {
         resource_group: NODE_RESOURCE_GROUP,
         client_id: &world.mic.client_id,
         client_secret: &world.mic.secret,
+        cluster_identity_client_id: Some(&world.cluster_identity.client_id),
     }
     .render();
     write_private(&mic_cloud_config, &azure_json)
@@ -90,6 +93,7 @@ pub fn create_cloud(work_dir: &Path) -> Result<LocalCloud, ProviderError> {
         ca_file,
         mic_cloud_config,
         subscription: world.subscription_id,
+        cluster_identity: world.cluster_identity,
     })
 }
 
@@ -131,10 +135,11 @@ pub async fn start_cluster(
     .map_err(|e| err("starting the local cluster", e))
 }
 
-/// How MIC is started in standard mode.
+/// How MIC is started in standard mode (one replica; the configuration sets the count).
 pub fn mic_config(run_id: &str, cloud: &LocalCloud) -> MicConfig {
     MicConfig {
-        node: MIC_NODE.into(),
+        replicas: 1,
+        nodes: MIC_NODES.map(String::from).to_vec(),
         cloud_config: cloud.mic_cloud_config.clone(),
         instance: format!("podid-{run_id}"),
         extra_args: Vec::new(),

@@ -12,13 +12,19 @@ use super::{Environment, Plan, run_trial, trials};
 use crate::lifecycle;
 use crate::provider::fake;
 
-fn scenario(name: &str, text: &str) -> ScenarioFile {
+mod cloud;
+mod components;
+mod groups;
+mod objects;
+mod sharing;
+
+pub(super) fn scenario(name: &str, text: &str) -> ScenarioFile {
     podid_scenario::load_str(Path::new(&format!("scenarios/{name}.yaml")), text)
         .unwrap_or_else(|p| panic!("{name} is invalid: {p:?}"))
 }
 
 /// A bound identity on node-0 and a pod there; `steps` is appended as the scenario's steps.
-fn token_scenario(name: &str, extra: &str, steps: &str) -> ScenarioFile {
+pub(super) fn token_scenario(name: &str, extra: &str, steps: &str) -> ScenarioFile {
     scenario(
         name,
         &format!(
@@ -45,7 +51,7 @@ steps:
     )
 }
 
-const GOOD_TOKEN: &str = r#"
+pub(super) const GOOD_TOKEN: &str = r#"
   - token: {pod: app, resource: "https://storage.azure.com/", clientId: "${identities.reader.clientId}"}
     expect:
       status: 200
@@ -56,7 +62,7 @@ const GOOD_TOKEN: &str = r#"
 
 /// Every event, in arrival order.
 #[derive(Default)]
-struct Recorder(Mutex<Vec<String>>);
+pub(super) struct Recorder(pub(super) Mutex<Vec<String>>);
 
 impl Reporter for Recorder {
     fn scenario_started(&self, scenario: &str) {
@@ -76,13 +82,19 @@ impl Reporter for Recorder {
     }
 }
 
-async fn environment(with_request_log: bool) -> (Environment, &'static fake::FakeCluster) {
+pub(super) async fn environment(
+    with_request_log: bool,
+) -> (Environment, &'static fake::FakeCluster) {
     let (provider, cluster) = fake::provider(with_request_log).await;
     let dir = std::env::temp_dir().join(format!("podid-runner-test-{}", std::process::id()));
     (Environment::new(provider, "test01".into(), dir), cluster)
 }
 
-async fn run_one(env: &Environment, file: ScenarioFile, reporter: &dyn Reporter) -> ScenarioReport {
+pub(super) async fn run_one(
+    env: &Environment,
+    file: ScenarioFile,
+    reporter: &dyn Reporter,
+) -> ScenarioReport {
     let plan = env.plan(trials(&[file]));
     assert_eq!(plan.trials.len(), 1);
     run_trial(env, &plan.trials[0], reporter).await
