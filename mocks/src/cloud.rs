@@ -169,6 +169,16 @@ impl MockCloud {
         })
     }
 
+    /// Disables the system-assigned identity of a machine (of its whole scale set); enabling it
+    /// again gives a new principal, as in Azure.
+    pub fn disable_system_assigned(&self, machine: &MachineRef) -> Result<(), MockError> {
+        self.core.with_state_mut(|state| {
+            let idx = machine_index(state, machine)?;
+            state.disable_system_assigned(idx);
+            Ok(())
+        })
+    }
+
     /// The system-assigned identity of a machine, if enabled.
     pub fn system_assigned(
         &self,

@@ -37,6 +37,11 @@ impl CloudState {
         created
     }
 
+    /// Disables machine `idx`'s system-assigned identity; its principal is gone for good.
+    pub fn disable_system_assigned(&mut self, idx: usize) {
+        self.machines[idx].system = None;
+    }
+
     /// Deletes user-assigned identity `rid` and takes it off every machine.
     pub fn delete_identity(&mut self, rid: &str) -> Result<UserAssignedIdentity, MockError> {
         let n = normalize(rid);

@@ -46,7 +46,11 @@ impl LoopbackForwarder {
                             let _ =
                                 tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                         }
-                        Err(e) => tracing::warn!(namespace = %ns_name, %addr, "API forwarder: {e}"),
+                        // Refused while the API server restarts (a scenario may restart it); the
+                        // clients' own logs show what it cost them.
+                        Err(e) => {
+                            tracing::debug!(namespace = %ns_name, %addr, "API forwarder: {e}")
+                        }
                     }
                 });
             }

@@ -44,8 +44,8 @@ pub use etcd::etcd_args;
 pub use iptables::NmiRules;
 pub use kubeconfig::render_kubeconfig;
 pub use mic::{
-    LEADER_ANNOTATION, LeaderLock, MIC_POD_NAMESPACE, MIC_RECONCILE_INTERVAL, MIC_REPLICATED_LEASE,
-    MIC_SYNC_RETRY, MicCloudConfig, MicFlags, lease_holder, mic_args,
+    LEADER_ANNOTATION, LeaderLock, MIC_CLIENT_QPS, MIC_POD_NAMESPACE, MIC_RECONCILE_INTERVAL,
+    MIC_REPLICATED_LEASE, MIC_SYNC_RETRY, MicCloudConfig, MicFlags, lease_holder, mic_args,
 };
 pub use nmi::{NmiNodeFlags, STANDARD_RETRIES, kubelet_config_contents, nmi_args};
 pub use probe::get_in_namespace;

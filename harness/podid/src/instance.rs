@@ -125,6 +125,17 @@ impl ScenarioInstance {
         }
     }
 
+    /// The real value of a binding selector (or an `aadpodidbinding` label) the scenario
+    /// wrote: made unique to this trial like every other name, because MIC (unless namespaced)
+    /// matches a binding to pods of every namespace, so two trials both binding `reader` would
+    /// get each other's identities. An empty value stays empty (it matches no binding).
+    pub fn selector(&self, written: &str) -> String {
+        match written {
+            "" => String::new(),
+            w => format!("{w}-{}", self.suffix),
+        }
+    }
+
     /// The real namespace for an optional declared one (the scenario's own when absent, MIC's
     /// for [`MIC_NAMESPACE`]).
     pub fn namespace_for(&self, declared: Option<&str>) -> String {

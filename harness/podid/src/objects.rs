@@ -13,6 +13,24 @@ use crate::provider::cloud::ServicePrincipalCredential;
 pub const RUN_LABEL: &str = "podid.io/run";
 pub const SCENARIO_LABEL: &str = "podid.io/scenario";
 pub const API_GROUP: &str = "aadpodidentity.k8s.io/v1";
+/// The pod label NMI and MIC match binding selectors against.
+pub const BINDING_LABEL: &str = "aadpodidbinding";
+
+/// Makes the binding selector or `aadpodidbinding` label in an object (or a merge patch of
+/// one) of `kind` the trial's own, wherever the scenario wrote it: shorthand, raw manifest or
+/// patch all name the same selector.
+pub fn with_trial_selectors(kind: &str, value: &mut Value, inst: &ScenarioInstance) {
+    let path: &[&str] = match kind {
+        "AzureIdentityBinding" => &["spec", "selector"],
+        "Pod" => &["metadata", "labels", BINDING_LABEL],
+        _ => return,
+    };
+    let Some(Value::String(written)) = path.iter().try_fold(&mut *value, |v, k| v.get_mut(*k))
+    else {
+        return;
+    };
+    *written = inst.selector(written);
+}
 
 /// API version and kind of the kinds steps can name.
 pub fn api_version_and_kind(kind: ObjectKind) -> (&'static str, &'static str) {
@@ -154,7 +172,10 @@ pub fn objects_of(cluster: &Cluster, inst: &ScenarioInstance) -> Result<Vec<Valu
         out.push(json!({
             "apiVersion": API_GROUP, "kind": "AzureIdentityBinding",
             "metadata": metadata(name, &ns, inst),
-            "spec": { "azureIdentity": b.azure_identity.value, "selector": render(&b.selector, inst)? },
+            "spec": {
+                "azureIdentity": b.azure_identity.value,
+                "selector": inst.selector(&render(&b.selector, inst)?),
+            },
         }));
     }
     for (name, e) in &cluster.azure_pod_identity_exceptions {
@@ -167,6 +188,9 @@ pub fn objects_of(cluster: &Cluster, inst: &ScenarioInstance) -> Result<Vec<Valu
     }
     for m in &cluster.manifests {
         let mut value = reference::render_json(&m.value, inst)?;
+        if let Some(kind) = value.get("kind").and_then(Value::as_str).map(String::from) {
+            with_trial_selectors(&kind, &mut value, inst);
+        }
         if let Some(md) = value.get_mut("metadata").and_then(|m| m.as_object_mut()) {
             md.entry("namespace")
                 .or_insert_with(|| Value::String(inst.namespace.clone()));
@@ -211,5 +235,57 @@ mod tests {
         assert_eq!(decoded(&data, "password"), b"pw");
         assert_eq!(data.as_object().unwrap().len(), 2);
         assert_eq!(identity_type_of(&credential), 2);
+    }
+}
+
+#[cfg(test)]
+mod selector_tests {
+    use super::*;
+    use crate::instance::ProviderFacts;
+
+    fn instance() -> ScenarioInstance {
+        let text = "name: s\nsteps:\n  - token: {pod: p, resource: r}\n    expect: {status: 200}\ncluster:\n  pods:\n    p: {node: node-0}\n";
+        let scenario = podid_scenario::load_str(std::path::Path::new("s.yaml"), text)
+            .unwrap()
+            .scenario;
+        let facts = ProviderFacts {
+            run_id: "run".into(),
+            tenant_id: "t".into(),
+            subscription_id: "s".into(),
+            nodes: Vec::new(),
+            mic_namespace: "default".into(),
+            cluster_identity: None,
+        };
+        ScenarioInstance::new(&scenario, podid_scenario::NmiMode::Standard, facts, |a| {
+            a.to_string()
+        })
+    }
+
+    #[test]
+    fn selectors_are_the_trials_own_wherever_they_are_written() {
+        let inst = instance();
+        let own = inst.selector("reader");
+        assert_eq!(own, format!("reader-{}", inst.suffix));
+        assert_ne!(
+            own,
+            instance().selector("reader"),
+            "another trial's differs"
+        );
+        assert_eq!(inst.selector(""), "", "an empty label matches no binding");
+
+        let mut binding = json!({"kind": "AzureIdentityBinding", "spec": {"selector": "reader"}});
+        with_trial_selectors("AzureIdentityBinding", &mut binding, &inst);
+        assert_eq!(binding["spec"]["selector"], own);
+        let mut patch = json!({"metadata": {"labels": {"aadpodidbinding": "reader", "app": "x"}}});
+        with_trial_selectors("Pod", &mut patch, &inst);
+        assert_eq!(patch["metadata"]["labels"]["aadpodidbinding"], own);
+        assert_eq!(patch["metadata"]["labels"]["app"], "x");
+        let mut exception = json!({"spec": {"podLabels": {"aadpodidbinding": "reader"}}});
+        let before = exception.clone();
+        with_trial_selectors("AzurePodIdentityException", &mut exception, &inst);
+        assert_eq!(
+            exception, before,
+            "exceptions match pods in their own namespace"
+        );
     }
 }

@@ -70,7 +70,10 @@ fn list_plan(args: &ListArgs, name: &str) -> ExitCode {
     let plan = Plan::new(trials, provider.name(), &provider.capabilities());
     for planned in &plan.trials {
         match &planned.skip {
-            None => println!("run   {}", planned.name),
+            None => match &planned.exclusive_reason {
+                None => println!("run   {}", planned.name),
+                Some(why) => println!("run   {}  (alone: {why})", planned.name),
+            },
             Some(reason) => println!("skip  {}  ({reason})", planned.name),
         }
     }

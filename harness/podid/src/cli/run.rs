@@ -1,8 +1,9 @@
 //! `podid run`: the suite from the command line, with progress and reports.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use podid::lifecycle;
@@ -109,6 +110,28 @@ pub fn select<'a>(
 }
 
 /// The trials of `files` with `tags`, in `mode`, whose name on `provider` contains `filter`.
+/// How long each trial took in the last run on `provider`, from its JSON report (empty when
+/// there is none): what `Plan::longest_first` orders by.
+fn past_durations(report: &std::path::Path, provider: &str) -> HashMap<String, Duration> {
+    let Ok(text) = std::fs::read_to_string(report) else {
+        return HashMap::new();
+    };
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return HashMap::new();
+    };
+    if json["provider"].as_str() != Some(provider) {
+        return HashMap::new();
+    }
+    let scenarios = json["scenarios"].as_array().into_iter().flatten();
+    scenarios
+        .filter_map(|s| {
+            let key = format!("{}::{}", s["mode"].as_str()?, s["name"].as_str()?);
+            let secs = s["duration_secs"].as_f64()?;
+            Some((key, Duration::try_from_secs_f64(secs).ok()?))
+        })
+        .collect()
+}
+
 pub fn select_trials(
     files: &[ScenarioFile],
     provider: ProviderKind,
@@ -200,7 +223,11 @@ async fn run_trials(
         }
     };
     progress.finish();
-    let plan = env.plan(trials);
+    let mut plan = env.plan(trials);
+    plan.longest_first(&past_durations(
+        &out.join("reports").join(podid_reports::JSON_FILE_NAME),
+        provider.name(),
+    ));
     eprintln!(
         "podid: ready in {:.1}s (toolchain {:.1}s, provider {:.1}s); {} trial(s), {} to run, run {}",
         started.elapsed().as_secs_f64(),

@@ -160,6 +160,13 @@ pub trait CloudSide: Send + Sync {
             "this cloud cannot change machines mid-scenario",
         ))
     }
+    /// Disables a machine's system-assigned identity (undoing `enable_system_assigned`).
+    async fn disable_system_assigned(&self, machine: &Machine) -> Result<(), ProviderError> {
+        let _ = machine;
+        Err(ProviderError::plain(
+            "this cloud cannot change machines mid-scenario",
+        ))
+    }
     /// What a machine holds now.
     async fn machine_identities(
         &self,

@@ -369,6 +369,17 @@ impl CloudSide for MockCloudSide {
             })
     }
 
+    async fn disable_system_assigned(&self, machine: &Machine) -> Result<(), ProviderError> {
+        self.cloud
+            .disable_system_assigned(&machine_ref(machine))
+            .map_err(|e| {
+                ProviderError::new(
+                    format!("disabling the system-assigned identity of {machine}"),
+                    e,
+                )
+            })
+    }
+
     async fn enable_system_assigned(&self, machine: &Machine) -> Result<String, ProviderError> {
         self.cloud
             .enable_system_assigned(&machine_ref(machine))

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
+use tokio::sync::{Mutex, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 
 use crate::provider::{ClusterSide, ConfigureReport, IdentityConfig, ProviderError};
 
@@ -15,6 +15,11 @@ type Current = Option<IdentityConfig>;
 #[derive(Clone, Default)]
 pub struct ConfigGate {
     current: Arc<RwLock<Current>>,
+    /// Held by the one trial at a time that asks for the write lock. Without it, every trial
+    /// that arrived while the configuration was being switched would queue for the write lock
+    /// too, and (the lock being fair) wait for the first trial of the new configuration to
+    /// finish before finding there is nothing left to switch.
+    switching: Arc<Mutex<()>>,
 }
 
 /// Held while a trial runs.
@@ -43,18 +48,26 @@ impl ConfigGate {
         wanted: &IdentityConfig,
         exclusive: bool,
     ) -> Result<(GateGuard, Option<ConfigureReport>), ProviderError> {
-        if !exclusive {
-            let shared = self.current.clone().read_owned().await;
-            if shared.as_ref() == Some(wanted) {
-                return Ok((GateGuard::Shared(shared), None));
-            }
+        if let Some(shared) = self.share(wanted, exclusive).await {
+            return Ok((shared, None));
+        }
+        let _switching = self.switching.lock().await;
+        // Another trial may have switched to `wanted` while this one queued.
+        if let Some(shared) = self.share(wanted, exclusive).await {
+            return Ok((shared, None));
         }
         let mut guard = self.current.clone().write_owned().await;
         let mut report = None;
         if guard.as_ref() != Some(wanted) {
             // Forget the old configuration first: if reconfiguring fails, the next trial retries.
             *guard = None;
+            let configuring = std::time::Instant::now();
             report = Some(cluster.configure(wanted).await?);
+            tracing::debug!(
+                mode = wanted.mode.as_str(),
+                took_ms = configuring.elapsed().as_millis() as u64,
+                "NMI and MIC reconfigured"
+            );
             *guard = Some(wanted.clone());
         }
         let guard = if exclusive {
@@ -63,5 +76,14 @@ impl ConfigGate {
             GateGuard::Shared(guard.downgrade())
         };
         Ok((guard, report))
+    }
+
+    /// A shared hold when NMI and MIC already run as `wanted` and the trial may share.
+    async fn share(&self, wanted: &IdentityConfig, exclusive: bool) -> Option<GateGuard> {
+        if exclusive {
+            return None;
+        }
+        let shared = self.current.clone().read_owned().await;
+        (shared.as_ref() == Some(wanted)).then_some(GateGuard::Shared(shared))
     }
 }

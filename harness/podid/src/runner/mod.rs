@@ -11,7 +11,6 @@ mod pods;
 mod report;
 pub mod requirements;
 mod scenario_run;
-mod selectors;
 pub mod sharing;
 mod steps;
 mod trial;
@@ -30,7 +29,6 @@ pub use error::StepError;
 pub use gate::ConfigGate;
 pub use plan::{Plan, PlannedTrial};
 pub use requirements::Requirement;
-pub use selectors::SelectorLocks;
 pub use trial::{run_trial, skipped_report};
 
 use crate::provider::{IdentityConfig, Provider};
@@ -147,8 +145,6 @@ pub struct Environment {
     /// Where failure diagnostics go (`target/podid/runs/<run>/artifacts`).
     pub artifacts_dir: PathBuf,
     pub gate: ConfigGate,
-    /// Binding selectors of the standard-mode trials running beside each other.
-    pub selectors: SelectorLocks,
     /// Deadline of one token/blob attempt (probe included).
     pub step_timeout: Duration,
 }
@@ -160,7 +156,6 @@ impl Environment {
             run_id,
             artifacts_dir,
             gate: ConfigGate::default(),
-            selectors: SelectorLocks::default(),
             step_timeout: Duration::from_secs(150),
         }
     }

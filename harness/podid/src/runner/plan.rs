@@ -2,9 +2,11 @@
 //! cluster to themselves, and an order that restarts NMI once per configuration (as written:
 //! flags with `${...}` are rendered per trial, which then gets a configuration of its own).
 
+use std::collections::HashMap;
+use std::time::Duration;
+
 use super::Trial;
 use super::requirements::{Requirement, requirements, skip_reason};
-use super::selectors::selectors_of;
 use super::sharing::exclusive_reason;
 use crate::provider::{Capabilities, IdentityConfig};
 
@@ -36,8 +38,7 @@ impl Plan {
     /// Plans `trials` for a provider named `provider` with `capabilities`. Trials that need the
     /// same NMI/MIC configuration are put next to each other, those that can share the cluster
     /// first (so the cluster is handed to a trial that needs it alone once, not between every
-    /// two shared trials), and shared trials binding the same selectors apart (they take turns,
-    /// see [`super::selectors`]); stable otherwise.
+    /// two shared trials); stable otherwise.
     pub fn new(trials: Vec<Trial>, provider: &str, capabilities: &Capabilities) -> Self {
         let mut planned: Vec<PlannedTrial> = trials
             .into_iter()
@@ -58,7 +59,34 @@ impl Plan {
         planned.sort_by(|a, b| (&a.config, a.exclusive).cmp(&(&b.config, b.exclusive)));
         Self {
             provider: provider.to_string(),
-            trials: spread_selectors(planned),
+            trials: planned,
+        }
+    }
+
+    /// Starts the longest trials first within each run of trials that share the cluster under
+    /// one configuration, by how long each took last time (`past`, keyed `<mode>::<scenario>`;
+    /// a trial never timed counts as longest). A long trial started last would otherwise run
+    /// alone at the end while the next configuration waits for it.
+    pub fn longest_first(&mut self, past: &HashMap<String, Duration>) {
+        let took = |t: &PlannedTrial| {
+            let key = format!(
+                "{}::{}",
+                t.trial.mode.as_str(),
+                t.trial.scenario().name.value
+            );
+            past.get(&key).copied().unwrap_or(Duration::MAX)
+        };
+        let mut start = 0;
+        while start < self.trials.len() {
+            let first = &self.trials[start];
+            let end = start
+                + self.trials[start..]
+                    .iter()
+                    .take_while(|t| !t.exclusive && !first.exclusive && t.config == first.config)
+                    .count()
+                    .max(1);
+            self.trials[start..end].sort_by_key(|t| std::cmp::Reverse(took(t)));
+            start = end;
         }
     }
 
@@ -66,40 +94,4 @@ impl Plan {
     pub fn runnable(&self) -> usize {
         self.trials.iter().filter(|t| t.skip.is_none()).count()
     }
-}
-
-/// Reorders each run of shared trials of one configuration so that trials binding the same
-/// selectors are as far apart as possible: round robin over the groups of equal selectors.
-fn spread_selectors(planned: Vec<PlannedTrial>) -> Vec<PlannedTrial> {
-    let mut out = Vec::with_capacity(planned.len());
-    let mut run: Vec<PlannedTrial> = Vec::new();
-    let flush = |run: &mut Vec<PlannedTrial>, out: &mut Vec<PlannedTrial>| {
-        let mut groups: Vec<(Vec<String>, std::collections::VecDeque<PlannedTrial>)> = Vec::new();
-        for t in run.drain(..) {
-            let key = selectors_of(&t.trial);
-            match groups.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, g)) => g.push_back(t),
-                None => groups.push((key, [t].into())),
-            }
-        }
-        while groups.iter().any(|(_, g)| !g.is_empty()) {
-            for (_, g) in groups.iter_mut() {
-                out.extend(g.pop_front());
-            }
-        }
-    };
-    for t in planned {
-        let same_run = run
-            .last()
-            .is_some_and(|last| last.config == t.config && !t.exclusive);
-        if !same_run {
-            flush(&mut run, &mut out);
-        }
-        match t.exclusive {
-            true => out.push(t),
-            false => run.push(t),
-        }
-    }
-    flush(&mut run, &mut out);
-    out
 }

@@ -12,15 +12,27 @@ use crate::provider::{PodHandle, PodRequest};
 const AT_ONCE: usize = 16;
 
 impl ScenarioRun<'_> {
-    /// What the provider must create for one declaration: the pod, or each group member.
-    fn pod_requests(&self, name: &str, pod: &PodDecl) -> Result<Vec<PodRequest>, StepError> {
+    /// What the provider must create for one declaration, by declared name: the pod, or each
+    /// group member. Pods in MIC's namespace, which every trial shares, get the trial's suffix
+    /// so that trials do not collide there (NMI's MIC short cut reads the namespace and the
+    /// owner, never the pod's name).
+    fn pod_requests(
+        &self,
+        name: &str,
+        pod: &PodDecl,
+    ) -> Result<Vec<(String, PodRequest)>, StepError> {
         let render = |t: &Template| {
             podid_scenario::reference::render(t, &self.inst)
                 .map_err(StepError::reference(format!("pod `{name}`")))
         };
         let mut labels = Vec::new();
         for (k, v) in &pod.labels {
-            labels.push((k.clone(), render(v)?));
+            let value = render(v)?;
+            let value = match k.as_str() {
+                crate::objects::BINDING_LABEL => self.inst.selector(&value),
+                _ => value,
+            };
+            labels.push((k.clone(), value));
         }
         let mut annotations = Vec::new();
         for (k, v) in &pod.annotations {
@@ -30,23 +42,48 @@ impl ScenarioRun<'_> {
             Some(o) => Some((o.kind.value, render(&o.name)?)),
             None => None,
         };
+        let in_mic_namespace = pod
+            .namespace
+            .as_ref()
+            .is_some_and(|n| n.value == MIC_NAMESPACE);
         let namespace = self
             .inst
             .namespace_for(pod.namespace.as_ref().map(|n| n.as_str()));
         Ok(pod
             .member_names(name)
             .into_iter()
-            .map(|member| PodRequest {
-                namespace: namespace.clone(),
-                name: member,
-                node: pod.node.value.clone(),
-                labels: labels.clone(),
-                annotations: annotations.clone(),
-                owner: owner.clone(),
-                phase: pod.phase.as_ref().map(|p| p.value).unwrap_or_default(),
-                storage_accounts: self.inst.accounts.values().cloned().collect(),
+            .map(|member| {
+                let real = match in_mic_namespace {
+                    true => format!("{member}-{}", self.inst.suffix),
+                    false => member.clone(),
+                };
+                (
+                    member,
+                    self.pod_request(real, &namespace, pod, &labels, &annotations, &owner),
+                )
             })
             .collect())
+    }
+
+    fn pod_request(
+        &self,
+        name: String,
+        namespace: &str,
+        pod: &PodDecl,
+        labels: &[(String, String)],
+        annotations: &[(String, String)],
+        owner: &Option<(podid_scenario::OwnerKind, String)>,
+    ) -> PodRequest {
+        PodRequest {
+            namespace: namespace.to_string(),
+            name,
+            node: pod.node.value.clone(),
+            labels: labels.to_vec(),
+            annotations: annotations.to_vec(),
+            owner: owner.clone(),
+            phase: pod.phase.as_ref().map(|p| p.value).unwrap_or_default(),
+            storage_accounts: self.inst.accounts.values().cloned().collect(),
+        }
     }
 
     /// Creates a section's pods, several at once. Every pod that was created is recorded (for
@@ -73,9 +110,9 @@ impl ScenarioRun<'_> {
         let side = &self.env.provider.cluster;
         // Owned items and plain futures: closures over borrowed items make the trial's future
         // lose `Send` for the spawned tasks that run it.
-        let creations = requests.into_iter().map(|r| async move {
+        let creations = requests.into_iter().map(|(declared, r)| async move {
             let result = side.create_pod(&r).await;
-            (r.name, result)
+            (declared, result)
         });
         let created: Vec<(String, Result<PodHandle, _>)> = futures::stream::iter(creations)
             .buffered(AT_ONCE)

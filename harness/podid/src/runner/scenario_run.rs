@@ -26,6 +26,8 @@ pub(super) struct Created {
     /// Identities the trial took off machines that held them before it (the cluster
     /// identity); put back at the end.
     pub removals: Vec<(Machine, String)>,
+    /// Machines whose system-assigned identity the trial enabled; disabled at the end.
+    pub system_assigned: Vec<Machine>,
 }
 
 /// The run state of one trial, shared by its steps.
@@ -203,6 +205,11 @@ impl<'a> ScenarioRun<'a> {
         }
         for (machine, id) in self.created.removals.drain(..) {
             if let Err(e) = provider.cloud.assign_identity(&machine, &id).await {
+                problems.push(crate::provider::error_chain(&e));
+            }
+        }
+        for machine in self.created.system_assigned.drain(..) {
+            if let Err(e) = provider.cloud.disable_system_assigned(&machine).await {
                 problems.push(crate::provider::error_chain(&e));
             }
         }

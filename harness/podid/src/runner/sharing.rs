@@ -3,11 +3,14 @@
 //! Trials with the same NMI/MIC configuration share the cluster. A trial must have it to itself
 //! when what it does or checks cannot be kept apart from other trials: it stops or restarts
 //! shared components, runs its own MIC replicas, changes what every trial's nodes hold, puts
-//! objects in MIC's namespace, or counts cloud requests that cannot be attributed to it (see
+//! objects other than pods in MIC's namespace (or pods there while counting
+//! AzureAssignedIdentities), or counts cloud requests that cannot be attributed to it (see
 //! [`super::attribution`]).
 
 use podid_scenario::reference::{self, Piece, Root};
-use podid_scenario::{Action, CloudStep, MIC_NAMESPACE, NmiMode, RequestExpect, Scenario, Service};
+use podid_scenario::{
+    Action, CloudStep, MIC_NAMESPACE, NmiMode, ObjectKind, RequestExpect, Scenario, Service,
+};
 
 use super::Trial;
 use crate::instance::CLUSTER_IDENTITY;
@@ -30,6 +33,9 @@ pub fn exclusive_reason(trial: &Trial) -> Option<String> {
         ));
     }
     if let Some(why) = uses_mic_namespace(scenario) {
+        return Some(why);
+    }
+    if let Some(why) = counts_assignments_with_pods_in_mic_namespace(trial) {
         return Some(why);
     }
     if let Some(why) = loads_mic(trial) {
@@ -118,16 +124,42 @@ fn uses_mic_namespace(scenario: &Scenario) -> Option<String> {
     cluster_in_mic_namespace(&scenario.cluster).map(|why| format!("it declares {why}"))
 }
 
-/// Names collide in MIC's namespace, which every trial shares.
+fn in_mic(ns: &Option<podid_scenario::Name>) -> bool {
+    ns.as_ref().is_some_and(|n| n.value == MIC_NAMESPACE)
+}
+
+/// A trial's AzureAssignedIdentities are told apart by their pods' namespaces; a trial that
+/// puts pods in MIC's namespace, which every trial may use, cannot count its own there.
+fn counts_assignments_with_pods_in_mic_namespace(trial: &Trial) -> Option<String> {
+    let applied = trial.steps().filter_map(|(_, s)| s.value.apply.as_ref());
+    let (pod, _) = std::iter::once(&trial.scenario().cluster)
+        .chain(applied)
+        .flat_map(|c| c.pods.iter())
+        .find(|(_, p)| in_mic(&p.namespace))?;
+    let counts = trial.steps().any(|(_, s)| {
+        let waits = s.value.wait.as_ref().is_some_and(|w| {
+            w.count.is_some()
+                && w.kind.as_ref().map(|k| k.value) == Some(ObjectKind::AzureAssignedIdentity)
+        });
+        let checks = s.value.expect.iter().flat_map(|e| &e.objects).any(|o| {
+            o.value.count.is_some() && o.value.kind.value == ObjectKind::AzureAssignedIdentity
+        });
+        waits || checks
+    });
+    counts.then(|| {
+        format!(
+            "it counts AzureAssignedIdentities and puts pod `{}` in MIC's namespace",
+            pod.value
+        )
+    })
+}
+
+/// Object names collide in MIC's namespace, which every trial shares (pods there get the
+/// trial's suffix instead, see `runner::pods`).
 fn cluster_in_mic_namespace(cluster: &podid_scenario::Cluster) -> Option<String> {
-    let in_mic =
-        |ns: &Option<podid_scenario::Name>| ns.as_ref().is_some_and(|n| n.value == MIC_NAMESPACE);
     let named = |what: &str, name: &podid_scenario::Name| {
         format!("{what} `{}` in MIC's namespace", name.value)
     };
-    if let Some((name, _)) = cluster.pods.iter().find(|(_, p)| in_mic(&p.namespace)) {
-        return Some(named("pod", name));
-    }
     if let Some((name, _)) = cluster
         .azure_identities
         .iter()

@@ -10,7 +10,6 @@ use podid_scenario::NmiMode;
 
 use super::error::StepError;
 use super::scenario_run::ScenarioRun;
-use super::selectors::selectors_of;
 use super::sharing::{MANY_PODS, pod_count};
 use super::{Environment, PlannedTrial, report, steps};
 use crate::instance::{ProviderFacts, ScenarioInstance};
@@ -104,8 +103,10 @@ pub async fn run_trial(
         }
         report.steps.push(step);
     };
-    let finish = |mut report: ScenarioReport| {
-        report.duration = started.elapsed();
+    // A trial's time runs from when it may start (through the gate, its NMI/MIC configured):
+    // the time it queued behind other trials is theirs.
+    let finish = |mut report: ScenarioReport, from: Instant| {
+        report.duration = from.elapsed();
         reporter.scenario_finished(&report);
         report
     };
@@ -125,7 +126,7 @@ pub async fn run_trial(
             None,
         );
         push(&mut report, step);
-        return finish(report);
+        return finish(report, started);
     }
     let config = match trial.flags_need_rendering() {
         false => planned.config.clone(),
@@ -142,16 +143,11 @@ pub async fn run_trial(
                     None,
                 );
                 push(&mut report, step);
-                return finish(report);
+                return finish(report, started);
             }
         },
     };
 
-    // A shared MIC matches bindings across namespaces: selectors first, then the gate.
-    let _selectors = match (planned.exclusive, trial.mode) {
-        (false, NmiMode::Standard) => Some(env.selectors.take(selectors_of(trial)).await),
-        _ => None,
-    };
     let entered = env
         .gate
         .enter(env.provider.cluster.as_ref(), &config, planned.exclusive)
@@ -185,11 +181,13 @@ pub async fn run_trial(
                 None,
             );
             push(&mut report, step);
-            return finish(report);
+            return finish(report, started);
         }
     };
 
     run.begin();
+    let running = Instant::now();
+    tracing::debug!(trial = %planned.name, waited_ms = started.elapsed().as_millis() as u64, "trial starts");
     let setup_started = Instant::now();
     if report.status == Outcome::Passed {
         if let Err(e) = run.setup().await {
@@ -273,5 +271,6 @@ pub async fn run_trial(
         }
     }
     drop(guard);
-    finish(report)
+    tracing::debug!(trial = %planned.name, ran_ms = running.elapsed().as_millis() as u64, "trial ends");
+    finish(report, running)
 }

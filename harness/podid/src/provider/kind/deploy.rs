@@ -44,6 +44,7 @@ fn tuning_flags(config: &IdentityConfig) -> (Vec<String>, Vec<String>) {
             "--identity-assignment-reconcile-interval={}",
             podid_local::MIC_RECONCILE_INTERVAL
         ),
+        format!("--clientQps={}", podid_local::MIC_CLIENT_QPS),
     ];
     (nmi, mic)
 }

@@ -120,7 +120,11 @@ pub(super) async fn change(
         unassign(run, a).await?;
     } else if let Some(node) = &c.enable_system_assigned {
         let machine = run.machine(node)?;
+        let before = cloud.machine_identities(&machine).await?;
         let principal = cloud.enable_system_assigned(&machine).await?;
+        if before.system_assigned.is_none() {
+            run.created.system_assigned.push(machine);
+        }
         let shown = format!(
             "{}'s system-assigned identity has principal {principal}",
             node.value

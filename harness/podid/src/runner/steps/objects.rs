@@ -41,9 +41,10 @@ pub(super) async fn patch(run: &mut ScenarioRun<'_>, p: &PatchStep) -> Result<()
     let ns = run
         .inst
         .object_namespace(p.kind.value, p.namespace.as_ref().map(|n| n.as_str()));
-    let body = reference::render_json(&p.patch.value, &run.inst)
+    let mut body = reference::render_json(&p.patch.value, &run.inst)
         .map_err(StepError::reference("the patch"))?;
     let key = objects::key_of(p.kind.value, &ns, &name);
+    objects::with_trial_selectors(&key.kind, &mut body, &run.inst);
     Ok(run
         .env
         .provider

@@ -308,7 +308,9 @@ fn interleaved(events: &[String], a: &str, b: &str) -> bool {
 }
 
 #[tokio::test]
-async fn standard_trials_binding_the_same_selector_take_turns() {
+async fn standard_trials_binding_the_same_selector_share_the_cluster() {
+    // Each trial's selector is its own (`runner::pods`, `objects::with_trial_selectors`), so
+    // a shared MIC cannot match one trial's binding to the other's pods.
     let (env, _) = environment(true).await;
     let files = [
         standard_with_selector("first", "shared-selector"),
@@ -317,15 +319,40 @@ async fn standard_trials_binding_the_same_selector_take_turns() {
     let plan = env.plan(trials(&files));
     assert!(plan.trials.iter().all(|t| !t.exclusive), "{plan:#?}");
     let (events, _) = run_together(&env, &plan).await;
-    assert!(!interleaved(&events, "first", "second"), "{events:#?}");
+    assert!(interleaved(&events, "first", "second"), "{events:#?}");
+}
 
-    let (env, _) = environment(true).await;
+#[test]
+fn the_longest_trials_start_first_within_a_shared_run() {
     let files = [
-        standard_with_selector("third", "one-selector"),
-        standard_with_selector("fourth", "another-selector"),
+        token_scenario("short", "", GOOD_TOKEN),
+        token_scenario("long", "", GOOD_TOKEN),
+        token_scenario("new", "", GOOD_TOKEN),
+        token_scenario(
+            "alone",
+            "",
+            &SLOW_TWICE.replace(
+                r#"clientId: "${identities.reader.clientId}", since: trial"#,
+                "since: trial",
+            ),
+        ),
     ];
-    let (events, _) = run_together(&env, &env.plan(trials(&files))).await;
-    assert!(interleaved(&events, "third", "fourth"), "{events:#?}");
+    let mut plan = Plan::new(trials(&files), "fake", &Capabilities::default());
+    let past = [
+        ("managed::short", 1),
+        ("managed::long", 9),
+        ("managed::alone", 30),
+    ]
+    .map(|(k, s)| (k.to_string(), std::time::Duration::from_secs(s)))
+    .into();
+    plan.longest_first(&past);
+    let order: Vec<&str> = plan
+        .trials
+        .iter()
+        .map(|t| t.name.rsplit("::").next().unwrap())
+        .collect();
+    // Never timed counts as longest; the trial that runs alone stays after the shared ones.
+    assert_eq!(order, ["new", "long", "short", "alone"]);
 }
 
 #[test]
