@@ -40,6 +40,6 @@ pub use manifests::{Manifest, RenderedDeployment, render, render_from_module, ve
 pub use object::ObjectKey;
 pub use rollout::{Rollout, RolloutOptions, restart, wait_rolled_out};
 pub use workload::{
-    Placement, RunningWorkload, WorkloadSpec, build_pod, build_replica_set,
-    create_and_wait_running, delete_and_wait_gone,
+    Placement, RunningWorkload, WorkloadOwner, WorkloadSpec, build_daemon_set, build_pod,
+    build_replica_set, create_and_wait_running, delete_and_wait_gone,
 };

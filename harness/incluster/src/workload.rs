@@ -4,16 +4,19 @@
 //!
 //! Owner references: NMI reads a pod's owning ReplicaSet name (the MIC short circuit matches
 //! it), and a garbage collector deletes any pod whose owner does not exist, so the owner must
-//! be real. podid creates a ReplicaSet with 0 replicas whose selector matches a label the pod
-//! does not carry, and gives the pod a *non-controller* reference to it: the ReplicaSet
-//! controller then neither adopts, releases nor scales away the pod, while NMI (which reads
-//! only the reference's kind and name) sees it as owned.
+//! be real. podid creates a placeholder owner whose selector matches a label the pod does not
+//! carry, and gives the pod a *non-controller* reference to it: the owner's controller then
+//! neither adopts, releases nor deletes the pod, while NMI (which reads only the reference's
+//! kind and name) sees it as owned. A placeholder ReplicaSet has 0 replicas; a placeholder
+//! DaemonSet's pod template selects a node label no node carries
+//! ([`PLACEHOLDER_NODE_SELECTOR`]), so it runs no pod either.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec, ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, EnvVar, Namespace, Pod, PodSpec, PodTemplateSpec,
 };
@@ -31,6 +34,34 @@ use crate::{pod_status, rollout, trust};
 pub const WORKLOAD_CONTAINER: &str = "workload";
 /// Label on a placeholder owner's selector and template (never on a workload pod).
 pub const OWNER_PLACEHOLDER_LABEL: &str = "podid.io/owner-placeholder";
+/// The `nodeSelector` of a placeholder DaemonSet's pod template: a label no node carries, so
+/// the DaemonSet controller places its pod on no node.
+pub const PLACEHOLDER_NODE_SELECTOR: (&str, &str) = ("podid.io/placeholder-node", "none");
+
+/// The placeholder object that owns a workload pod, by kind and name (see the module
+/// documentation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkloadOwner {
+    ReplicaSet(String),
+    DaemonSet(String),
+}
+
+impl WorkloadOwner {
+    /// The `kind` of the owner reference.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::ReplicaSet(_) => "ReplicaSet",
+            Self::DaemonSet(_) => "DaemonSet",
+        }
+    }
+
+    /// The owner's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::ReplicaSet(name) | Self::DaemonSet(name) => name,
+        }
+    }
+}
 
 /// Where the pod runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,8 +81,8 @@ pub struct WorkloadSpec {
     pub placement: Option<Placement>,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
-    /// Name of a ReplicaSet to own the pod (see the module documentation).
-    pub owner_replica_set: Option<String>,
+    /// A placeholder ReplicaSet or DaemonSet to own the pod (see the module documentation).
+    pub owner: Option<WorkloadOwner>,
     /// An image whose entrypoint keeps running (such as `pause`), or one started with
     /// `command` that does.
     pub image: String,
@@ -68,53 +99,93 @@ pub struct WorkloadSpec {
     pub image_pull_policy: ImagePullPolicy,
 }
 
-/// The placeholder ReplicaSet that owns the pod, if `spec` asks for an owner.
+/// The placeholder ReplicaSet that owns the pod, if `spec` asks for a ReplicaSet owner.
 pub fn build_replica_set(spec: &WorkloadSpec) -> Option<ReplicaSet> {
-    let name = spec.owner_replica_set.as_ref()?;
-    let labels = BTreeMap::from([(OWNER_PLACEHOLDER_LABEL.to_string(), name.clone())]);
+    let Some(WorkloadOwner::ReplicaSet(name)) = &spec.owner else {
+        return None;
+    };
+    let (metadata, selector, template) = placeholder_parts(spec, name, None);
     Some(ReplicaSet {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            namespace: Some(spec.namespace.clone()),
-            labels: Some(BTreeMap::from([(
-                trust::MANAGED_BY_LABEL.0.to_string(),
-                trust::MANAGED_BY_LABEL.1.to_string(),
-            )])),
-            ..ObjectMeta::default()
-        },
+        metadata,
         spec: Some(ReplicaSetSpec {
             replicas: Some(0),
-            selector: LabelSelector {
-                match_labels: Some(labels.clone()),
-                ..LabelSelector::default()
-            },
-            template: Some(PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![Container {
-                        name: "placeholder".into(),
-                        image: Some(spec.image.clone()),
-                        ..Container::default()
-                    }],
-                    ..PodSpec::default()
-                }),
-            }),
+            selector,
+            template: Some(template),
             ..ReplicaSetSpec::default()
         }),
         ..ReplicaSet::default()
     })
 }
 
-/// The pod for `spec`; `owner_uid` is the uid of its ReplicaSet (created first), if it has one.
+/// The placeholder DaemonSet that owns the pod, if `spec` asks for a DaemonSet owner. Its pod
+/// template selects [`PLACEHOLDER_NODE_SELECTOR`], which no node matches, so it runs no pod.
+pub fn build_daemon_set(spec: &WorkloadSpec) -> Option<DaemonSet> {
+    let Some(WorkloadOwner::DaemonSet(name)) = &spec.owner else {
+        return None;
+    };
+    let node_selector = BTreeMap::from([(
+        PLACEHOLDER_NODE_SELECTOR.0.to_string(),
+        PLACEHOLDER_NODE_SELECTOR.1.to_string(),
+    )]);
+    let (metadata, selector, template) = placeholder_parts(spec, name, Some(node_selector));
+    Some(DaemonSet {
+        metadata,
+        spec: Some(DaemonSetSpec {
+            selector,
+            template,
+            ..DaemonSetSpec::default()
+        }),
+        ..DaemonSet::default()
+    })
+}
+
+/// A placeholder owner's metadata, selector and pod template: the selector and template carry
+/// [`OWNER_PLACEHOLDER_LABEL`], which no workload pod does.
+fn placeholder_parts(
+    spec: &WorkloadSpec,
+    name: &str,
+    node_selector: Option<BTreeMap<String, String>>,
+) -> (ObjectMeta, LabelSelector, PodTemplateSpec) {
+    let labels = BTreeMap::from([(OWNER_PLACEHOLDER_LABEL.to_string(), name.to_string())]);
+    let metadata = ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: Some(spec.namespace.clone()),
+        labels: Some(BTreeMap::from([(
+            trust::MANAGED_BY_LABEL.0.to_string(),
+            trust::MANAGED_BY_LABEL.1.to_string(),
+        )])),
+        ..ObjectMeta::default()
+    };
+    let selector = LabelSelector {
+        match_labels: Some(labels.clone()),
+        ..LabelSelector::default()
+    };
+    let template = PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(PodSpec {
+            containers: vec![Container {
+                name: "placeholder".into(),
+                image: Some(spec.image.clone()),
+                ..Container::default()
+            }],
+            node_selector,
+            ..PodSpec::default()
+        }),
+    };
+    (metadata, selector, template)
+}
+
+/// The pod for `spec`; `owner_uid` is the uid of its placeholder owner (created first), if it
+/// has one.
 pub fn build_pod(spec: &WorkloadSpec, owner_uid: Option<&str>) -> Pod {
-    let owner_references = match (&spec.owner_replica_set, owner_uid) {
-        (Some(name), Some(uid)) => Some(vec![OwnerReference {
+    let owner_references = match (&spec.owner, owner_uid) {
+        (Some(owner), Some(uid)) => Some(vec![OwnerReference {
             api_version: "apps/v1".into(),
-            kind: "ReplicaSet".into(),
-            name: name.clone(),
+            kind: owner.kind().into(),
+            name: owner.name().into(),
             uid: uid.into(),
             controller: Some(false),
             block_owner_deletion: Some(false),
@@ -227,9 +298,12 @@ pub async fn create_and_wait_running(
             )
         })?;
     }
-    let owner_uid = match build_replica_set(spec) {
-        Some(rs) => Some(apply_owner(client, &rs).await?),
-        None => None,
+    let owner_uid = if let Some(rs) = build_replica_set(spec) {
+        Some(apply_owner(client, &rs).await?)
+    } else if let Some(ds) = build_daemon_set(spec) {
+        Some(apply_owner(client, &ds).await?)
+    } else {
+        None
     };
     let pod = build_pod(spec, owner_uid.as_deref());
     let pods: Api<Pod> = Api::namespaced(client.clone(), &spec.namespace);
@@ -301,23 +375,32 @@ pub async fn create_and_wait_running(
     }
 }
 
-/// Applies the placeholder owner and returns its uid.
-async fn apply_owner(client: &Client, rs: &ReplicaSet) -> Result<String, InclusterError> {
-    let namespace = rs.metadata.namespace.clone().unwrap_or_default();
-    let name = rs.metadata.name.clone().unwrap_or_default();
-    let api: Api<ReplicaSet> = Api::namespaced(client.clone(), &namespace);
+/// Applies the placeholder owner (a ReplicaSet or DaemonSet) and returns its uid.
+async fn apply_owner<K>(client: &Client, owner: &K) -> Result<String, InclusterError>
+where
+    K: kube::Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::Serialize
+        + serde::de::DeserializeOwned,
+{
+    let kind = K::kind(&());
+    let namespace = owner.meta().namespace.clone().unwrap_or_default();
+    let name = owner.meta().name.clone().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(client.clone(), &namespace);
     let applied = api
         .patch(
             &name,
             &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(rs),
+            &Patch::Apply(owner),
         )
         .await
-        .map_err(|e| InclusterError::kube(format!("applying ReplicaSet {namespace}/{name}"), e))?;
+        .map_err(|e| InclusterError::kube(format!("applying {kind} {namespace}/{name}"), e))?;
     applied
-        .metadata
+        .meta()
         .uid
-        .ok_or_else(|| InclusterError::render(format!("ReplicaSet {namespace}/{name}"), "no uid"))
+        .clone()
+        .ok_or_else(|| InclusterError::render(format!("{kind} {namespace}/{name}"), "no uid"))
 }
 
 /// Creates `namespace` unless it exists.
@@ -386,35 +469,53 @@ pub async fn delete_and_wait_gone(
         detail: e.into_state(),
     })?;
     for owner in pod.metadata.owner_references.unwrap_or_default() {
-        if owner.kind == "ReplicaSet" {
-            delete_placeholder_owner(client, namespace, &owner).await?;
+        match owner.kind.as_str() {
+            "ReplicaSet" => {
+                delete_placeholder_owner::<ReplicaSet>(client, namespace, &owner, |rs| {
+                    rs.spec.as_ref().map(|s| &s.selector)
+                })
+                .await?
+            }
+            "DaemonSet" => {
+                delete_placeholder_owner::<DaemonSet>(client, namespace, &owner, |ds| {
+                    ds.spec.as_ref().map(|s| &s.selector)
+                })
+                .await?
+            }
+            _ => {}
         }
     }
     Ok(started.elapsed())
 }
 
-/// Deletes a placeholder ReplicaSet podid made, once no pod refers to it any more (deleting
-/// it earlier would let the garbage collector delete the others).
-async fn delete_placeholder_owner(
+/// Deletes a placeholder ReplicaSet or DaemonSet podid made (its selector, read by `selector`,
+/// has [`OWNER_PLACEHOLDER_LABEL`]), once no pod refers to it any more (deleting it earlier
+/// would let the garbage collector delete the others).
+async fn delete_placeholder_owner<K>(
     client: &Client,
     namespace: &str,
     owner: &OwnerReference,
-) -> Result<(), InclusterError> {
-    let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
-    let what = format!("ReplicaSet {namespace}/{}", owner.name);
-    let Some(rs) = replica_sets
+    selector: impl Fn(&K) -> Option<&LabelSelector>,
+) -> Result<(), InclusterError>
+where
+    K: kube::Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned,
+{
+    let owners: Api<K> = Api::namespaced(client.clone(), namespace);
+    let what = format!("{} {namespace}/{}", K::kind(&()), owner.name);
+    let Some(object) = owners
         .get_opt(&owner.name)
         .await
         .map_err(|e| InclusterError::kube(format!("reading {what}"), e))?
     else {
         return Ok(());
     };
-    let ours = rs
-        .spec
-        .as_ref()
-        .and_then(|s| s.selector.match_labels.as_ref())
+    let ours = selector(&object)
+        .and_then(|s| s.match_labels.as_ref())
         .is_some_and(|labels| labels.contains_key(OWNER_PLACEHOLDER_LABEL));
-    if !ours || rs.metadata.uid.as_deref() != Some(owner.uid.as_str()) {
+    if !ours || object.meta().uid.as_deref() != Some(owner.uid.as_str()) {
         return Ok(());
     }
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
@@ -434,7 +535,7 @@ async fn delete_placeholder_owner(
     if still_owned {
         return Ok(());
     }
-    match replica_sets
+    match owners
         .delete(&owner.name, &DeleteParams::background())
         .await
     {
@@ -457,7 +558,7 @@ mod tests {
             placement: Some(Placement::NodeName("podid-worker".into())),
             labels: BTreeMap::from([("aadpodidbinding".into(), "reader".into())]),
             annotations: BTreeMap::from([("note".into(), "x".into())]),
-            owner_replica_set: Some("reader-5d8f".into()),
+            owner: Some(WorkloadOwner::ReplicaSet("reader-5d8f".into())),
             image: "registry.k8s.io/pause:3.10".into(),
             command: Vec::new(),
             args: Vec::new(),
@@ -481,7 +582,7 @@ mod tests {
     fn a_bare_pod_placed_by_the_scheduler_on_a_host() {
         let mut s = spec();
         s.placement = Some(Placement::HostnameSelector("node-b".into()));
-        s.owner_replica_set = None;
+        s.owner = None;
         s.ca_bundle_pem = None;
         s.host_aliases.clear();
         s.env.clear();
@@ -501,12 +602,61 @@ mod tests {
         let selector = rs.spec.unwrap().selector.match_labels.unwrap();
         let pod_labels = build_pod(&s, Some("u")).metadata.labels.unwrap();
         assert!(selector.iter().all(|(k, _)| !pod_labels.contains_key(k)));
-        assert!(
-            build_replica_set(&WorkloadSpec {
-                owner_replica_set: None,
-                ..s
-            })
-            .is_none()
+        assert!(build_daemon_set(&s).is_none());
+        assert!(build_replica_set(&WorkloadSpec { owner: None, ..s }).is_none());
+    }
+
+    fn daemon_set_owned() -> WorkloadSpec {
+        WorkloadSpec {
+            owner: Some(WorkloadOwner::DaemonSet("mic-agent".into())),
+            ..spec()
+        }
+    }
+
+    #[test]
+    fn the_placeholder_daemon_set_never_selects_the_pod_nor_runs_one() {
+        let s = daemon_set_owned();
+        assert!(build_replica_set(&s).is_none());
+        let ds = build_daemon_set(&s).unwrap();
+        insta::assert_yaml_snapshot!(ds);
+        let ds_spec = ds.spec.unwrap();
+        let selector = ds_spec.selector.match_labels.unwrap();
+        assert_eq!(
+            selector,
+            BTreeMap::from([(OWNER_PLACEHOLDER_LABEL.to_string(), "mic-agent".to_string())])
+        );
+        let pod_labels = build_pod(&s, Some("u")).metadata.labels.unwrap();
+        assert!(selector.iter().all(|(k, _)| !pod_labels.contains_key(k)));
+        // The template's nodeSelector is a podid label no node carries: not a well-known
+        // node label, nor the `podid.io/node` label the kind provider puts on its nodes.
+        let node_selector = ds_spec.template.spec.unwrap().node_selector.unwrap();
+        assert_eq!(
+            node_selector,
+            BTreeMap::from([(
+                PLACEHOLDER_NODE_SELECTOR.0.to_string(),
+                PLACEHOLDER_NODE_SELECTOR.1.to_string()
+            )])
+        );
+        assert!(PLACEHOLDER_NODE_SELECTOR.0.starts_with("podid.io/"));
+        assert_ne!(PLACEHOLDER_NODE_SELECTOR.0, "podid.io/node");
+    }
+
+    #[test]
+    fn a_daemon_set_owned_pod_refers_to_its_placeholder() {
+        let refs = build_pod(&daemon_set_owned(), Some("uid-ds"))
+            .metadata
+            .owner_references
+            .unwrap();
+        assert_eq!(
+            refs,
+            vec![OwnerReference {
+                api_version: "apps/v1".into(),
+                kind: "DaemonSet".into(),
+                name: "mic-agent".into(),
+                uid: "uid-ds".into(),
+                controller: Some(false),
+                block_owner_deletion: Some(false),
+            }]
         );
     }
 
@@ -518,6 +668,8 @@ mod tests {
             .owner_references
             .unwrap();
         assert_eq!(refs[0].uid, "uid-9");
+        assert_eq!(refs[0].kind, "ReplicaSet");
+        assert_eq!(refs[0].name, "reader-5d8f");
         assert_eq!(refs[0].controller, Some(false));
     }
 }

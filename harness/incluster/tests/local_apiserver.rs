@@ -22,9 +22,10 @@ use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
 use podid_incluster::rollout::{RESTARTED_AT_ANNOTATION, daemonset_rollout};
+use podid_incluster::workload::PLACEHOLDER_NODE_SELECTOR;
 use podid_incluster::{
     ApplyOptions, CloudAccess, IdentityDeployment, ImagePullPolicy, MicCredentials, Mode,
-    Placement, RemoveOptions, Rollout, WorkloadSpec, apply, create_and_wait_running,
+    Placement, RemoveOptions, Rollout, WorkloadOwner, WorkloadSpec, apply, create_and_wait_running,
     delete_and_wait_gone, remove, render_from_module, restart, verify_module,
 };
 use podid_local::{Binaries, LocalCluster, LocalClusterConfig, NmiConfig, NodeConfig};
@@ -336,7 +337,7 @@ async fn upstream_manifests_apply_and_remove(setup: Setup) {
         placement: Some(Placement::HostnameSelector("node-a".into())),
         labels: BTreeMap::from([("aadpodidbinding".into(), "reader".into())]),
         annotations: BTreeMap::new(),
-        owner_replica_set: Some("reader-5d8f".into()),
+        owner: Some(WorkloadOwner::ReplicaSet("reader-5d8f".into())),
         image: "podid.local/workload:1".into(),
         command: Vec::new(),
         args: Vec::new(),
@@ -372,6 +373,41 @@ async fn upstream_manifests_apply_and_remove(setup: Setup) {
     .await
     .expect("an unscheduled pod goes at once");
     assert!(replica_sets.get_opt("reader-5d8f").await.unwrap().is_none());
+
+    // A DaemonSet owner: a placeholder DaemonSet no node runs a pod of, referred to (not as
+    // controller) by the pod, and deleted with it.
+    let agent = WorkloadSpec {
+        name: "agent".into(),
+        owner: Some(WorkloadOwner::DaemonSet("mic-agent".into())),
+        ..workload.clone()
+    };
+    create_and_wait_running(&client, &agent, Duration::from_secs(1))
+        .await
+        .expect_err("no kubelet runs the pod");
+    let pod = pods.get("agent").await.unwrap();
+    let owners = pod.metadata.owner_references.unwrap();
+    assert_eq!(owners.len(), 1, "{owners:?}");
+    let owner = &owners[0];
+    let daemon_sets: Api<DaemonSet> = Api::namespaced(client.clone(), "podid-workloads");
+    let ds = daemon_sets.get("mic-agent").await.unwrap();
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+        ("DaemonSet", "mic-agent", Some(false))
+    );
+    assert_eq!(Some(&owner.uid), ds.metadata.uid.as_ref());
+    let node_selector = ds.spec.unwrap().template.spec.unwrap().node_selector;
+    assert_eq!(
+        node_selector,
+        Some(BTreeMap::from([(
+            PLACEHOLDER_NODE_SELECTOR.0.to_string(),
+            PLACEHOLDER_NODE_SELECTOR.1.to_string()
+        )]))
+    );
+    assert!(replica_sets.get_opt("mic-agent").await.unwrap().is_none());
+    delete_and_wait_gone(&client, "podid-workloads", "agent", Duration::from_secs(10))
+        .await
+        .expect("an unscheduled pod goes at once");
+    assert!(daemon_sets.get_opt("mic-agent").await.unwrap().is_none());
 
     // Removal deletes what was applied and keeps the CRDs.
     let removed = remove(&client, &changed, &RemoveOptions::default())

@@ -429,6 +429,7 @@ struct RequestMatcher {
     method: Option<String>,
     path_prefix: Option<String>,
     client_id: Option<String>,
+    status: Option<podid_scenario::StatusExpect>,
 }
 
 impl RequestMatcher {
@@ -445,6 +446,7 @@ impl RequestMatcher {
                 .is_none_or(|n| r.node.as_ref() == Some(n))
             && same(&self.method, Some(&r.method))
             && same(&self.client_id, r.client_id.as_deref())
+            && self.status.as_ref().is_none_or(|s| s.accepts(r.status))
             && self.path_prefix.as_ref().is_none_or(|p| {
                 r.path
                     .to_ascii_lowercase()
@@ -466,6 +468,10 @@ impl RequestMatcher {
         if let Some(m) = &self.method {
             parts.push(format!("with method {m}"));
         }
+        if let Some(s) = &self.status {
+            let codes: Vec<String> = s.codes().iter().map(u16::to_string).collect();
+            parts.push(format!("answered {}", codes.join(" or ")));
+        }
         if since == podid_scenario::RequestWindow::Trial {
             parts.push("since the trial began".into());
         }
@@ -484,6 +490,7 @@ fn check_request(
         service: req.service,
         node: req.node.as_ref().map(|n| n.value.clone()),
         method: req.method.clone(),
+        status: req.status.as_ref().map(|s| s.value.clone()),
         client_id: req
             .client_id
             .as_ref()

@@ -519,8 +519,8 @@ impl Action<'_> {
 }
 
 impl Step {
-    /// Whether the step counts cloud requests (`expect.requests` or `wait.requests`): such
-    /// counts only mean something while no other trial talks to the cloud.
+    /// Whether the step counts cloud requests (`expect.requests` or `wait.requests`), which
+    /// needs a provider whose cloud keeps a request log.
     pub fn counts_requests(&self) -> bool {
         self.expect.as_ref().is_some_and(|e| !e.requests.is_empty())
             || self.wait.as_ref().is_some_and(|w| !w.requests.is_empty())
@@ -1096,6 +1096,10 @@ pub struct RequestExpect {
     pub path: Option<Template>,
     #[serde(default)]
     pub method: Option<String>,
+    /// Only requests the cloud answered with this status (or one of these), e.g. MIC's
+    /// successful PATCHes apart from those ARM refused and MIC retried.
+    #[serde(default)]
+    pub status: Option<Located<StatusExpect>>,
     /// Exactly this many (default: at least one).
     #[serde(default)]
     pub count: Option<u32>,

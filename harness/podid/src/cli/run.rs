@@ -48,8 +48,9 @@ pub struct RunArgs {
     /// Root of generated output: reports, logs, failure diagnostics (default: target/podid).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Trials run at once (those that count cloud requests always run alone).
-    #[arg(long, default_value_t = 1)]
+    /// Trials run at once; trials mostly wait on NMI and MIC, so more than the cores helps.
+    /// Trials that cannot be kept apart from others still run alone (`podid list --provider`).
+    #[arg(long, default_value_t = 4)]
     pub jobs: usize,
     /// Print every step, not only failures.
     #[arg(long)]

@@ -90,23 +90,7 @@ fn check_response(
     if let Some(status) = &e.status {
         given.push("status");
         count += 1;
-        let codes = status.value.codes();
-        if codes.is_empty() {
-            c.report(
-                status.at,
-                "`status` lists no codes",
-                "give a code or a list of codes",
-            );
-        }
-        for code in codes {
-            if !(100..=599).contains(&code) {
-                c.report(
-                    status.at,
-                    format!("{code} is not an HTTP status"),
-                    "use a code between 100 and 599",
-                );
-            }
-        }
+        check_status_codes(c, status);
     }
     let statuses = e.status.as_ref().map(|s| s.value.codes());
     if !e.headers.is_empty() {
@@ -241,7 +225,31 @@ fn quoted(keys: &[&str]) -> String {
 }
 
 /// Checks one mock-request expectation (of `expect.requests` or a `wait` step).
+/// A `status` (of an answer or of counted requests) names real HTTP codes.
+fn check_status_codes(c: &mut Checker, status: &Located<StatusExpect>) {
+    let codes = status.value.codes();
+    if codes.is_empty() {
+        c.report(
+            status.at,
+            "`status` lists no codes",
+            "give a code or a list of codes",
+        );
+    }
+    for code in codes {
+        if !(100..=599).contains(&code) {
+            c.report(
+                status.at,
+                format!("{code} is not an HTTP status"),
+                "use a code between 100 and 599",
+            );
+        }
+    }
+}
+
 pub(super) fn check_request(c: &mut Checker, rv: &RequestExpect, declared: &Declared) {
+    if let Some(status) = &rv.status {
+        check_status_codes(c, status);
+    }
     if let Some(node) = &rv.node {
         if rv.service != Service::Imds {
             c.report(

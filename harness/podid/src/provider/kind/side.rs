@@ -9,7 +9,8 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use podid_incluster::{
-    RemoveOptions, RenderedDeployment, RolloutOptions, WorkloadSpec, workload::Placement,
+    RemoveOptions, RenderedDeployment, RolloutOptions, WorkloadOwner, WorkloadSpec,
+    workload::Placement,
 };
 use podid_kind::{Docker, KindCluster};
 use podid_mocks::ServerHandle;
@@ -279,10 +280,10 @@ impl KindClusterSide {
             placement: Some(Placement::NodeName(node.name.clone())),
             labels: request.labels.iter().cloned().collect(),
             annotations: request.annotations.iter().cloned().collect(),
-            owner_replica_set: match &request.owner {
-                Some((OwnerKind::ReplicaSet, name)) => Some(name.clone()),
-                _ => None,
-            },
+            owner: request.owner.as_ref().map(|(kind, name)| match kind {
+                OwnerKind::ReplicaSet => WorkloadOwner::ReplicaSet(name.clone()),
+                OwnerKind::DaemonSet => WorkloadOwner::DaemonSet(name.clone()),
+            }),
             image: self.images.workload.clone(),
             command: Vec::new(),
             args: Vec::new(),
@@ -396,11 +397,6 @@ impl ClusterSide for KindClusterSide {
 
     async fn create_pod(&self, request: &PodRequest) -> Result<PodHandle, ProviderError> {
         let what = format!("pod {}/{}", request.namespace, request.name);
-        if let Some((OwnerKind::DaemonSet, _)) = &request.owner {
-            return Err(ProviderError::plain(format!(
-                "{what}: the kind provider gives pods only ReplicaSet owners (a DaemonSet owner would have to run a pod of its own on every node)"
-            )));
-        }
         if request.phase == PodPhase::Pending {
             return Err(ProviderError::plain(format!(
                 "{what}: the kind provider cannot keep a running pod in phase Pending"
