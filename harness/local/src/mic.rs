@@ -116,6 +116,22 @@ impl LeaderLock {
                 .unwrap_or_else(|| "aad-pod-identity-mic".into()),
         }
     }
+
+    /// What the lock is, for messages: `Endpoints <namespace>/<name>`.
+    pub fn describe(&self) -> String {
+        format!("Endpoints {}/{}", self.namespace, self.name)
+    }
+
+    /// The instance holding the lock now, read from the API server; `None` when nobody does.
+    pub async fn holder(&self, client: &kube::Client) -> Result<Option<String>, kube::Error> {
+        let endpoints: kube::Api<k8s_openapi::api::core::v1::Endpoints> =
+            kube::Api::namespaced(client.clone(), &self.namespace);
+        let found = endpoints.get_opt(&self.name).await?;
+        Ok(found
+            .and_then(|e| e.metadata.annotations)
+            .and_then(|a| a.get(LEADER_ANNOTATION).cloned())
+            .and_then(|record| lease_holder(&record)))
+    }
 }
 
 /// The `holderIdentity` of a leader record (the annotation's JSON); `None` when unreadable or

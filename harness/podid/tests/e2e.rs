@@ -188,8 +188,15 @@ fn as_test(planned: PlannedTrial, skip_all: bool) -> Trial {
     .with_ignored_flag(ignored)
 }
 
+/// Trials run at once unless `--test-threads` says otherwise: like `podid run --jobs`, more
+/// than the cores, since trials mostly wait on NMI and MIC.
+const DEFAULT_TRIALS_AT_ONCE: usize = 4;
+
 fn main() -> ExitCode {
-    let args = Arguments::from_args();
+    let mut args = Arguments::from_args();
+    if std::env::var_os("RUST_TEST_THREADS").is_none() {
+        args.test_threads.get_or_insert(DEFAULT_TRIALS_AT_ONCE);
+    }
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(

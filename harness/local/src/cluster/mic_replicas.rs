@@ -7,8 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Endpoints;
-use kube::api::Api;
 use podid_netns::NetNamespace;
 use podid_wait::{Check, Poll, until};
 
@@ -18,10 +16,7 @@ use super::nodes::free_port_in;
 use super::{LocalCluster, LocalNode, Running};
 use crate::LocalError;
 use crate::config::MicConfig;
-use crate::mic::{
-    LEADER_ANNOTATION, LeaderLock, MIC_POD_NAMESPACE, MIC_REPLICATED_LEASE, MicFlags, lease_holder,
-    mic_args,
-};
+use crate::mic::{LeaderLock, MIC_POD_NAMESPACE, MIC_REPLICATED_LEASE, MicFlags, mic_args};
 use crate::teardown::Role;
 use crate::watchers::{WatchState, wait_for_watches};
 
@@ -457,20 +452,12 @@ impl LocalCluster {
     /// The lock's holder, read from the API server.
     async fn lease_holder(&self, mic_args: &[String]) -> Result<Option<String>, LocalError> {
         let lock = LeaderLock::from_args(mic_args);
-        let endpoints: Api<Endpoints> = Api::namespaced(self.client.clone(), &lock.namespace);
-        let found = endpoints.get_opt(&lock.name).await.map_err(|e| {
+        lock.holder(&self.client).await.map_err(|e| {
             LocalError::kube(
-                format!(
-                    "reading MIC's leader lock (Endpoints {}/{})",
-                    lock.namespace, lock.name
-                ),
+                format!("reading MIC's leader lock ({})", lock.describe()),
                 e,
             )
-        })?;
-        Ok(found
-            .and_then(|e| e.metadata.annotations)
-            .and_then(|a| a.get(LEADER_ANNOTATION).cloned())
-            .and_then(|record| lease_holder(&record)))
+        })
     }
 
     /// Namespace and `/healthz` port of every up replica.

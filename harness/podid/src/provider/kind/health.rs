@@ -2,9 +2,6 @@
 //! (NMI listens on each node's loopback; MIC on its pod's IP), and which MIC pod holds the
 //! leader lease (upstream's Endpoints lock; a replica's instance is its pod's host name).
 
-use k8s_openapi::api::core::v1::Endpoints;
-use kube::api::Api;
-
 use super::node_guard::NodeShell;
 use crate::provider::cluster::HealthAnswer;
 use crate::provider::error::ProviderError;
@@ -52,22 +49,12 @@ pub async fn lease_holder(
     mic_flags: &[String],
 ) -> Result<Option<String>, ProviderError> {
     let lock = podid_local::LeaderLock::from_args(mic_flags);
-    let found = Api::<Endpoints>::namespaced(client.clone(), &lock.namespace)
-        .get_opt(&lock.name)
-        .await
-        .map_err(|e| {
-            ProviderError::new(
-                format!(
-                    "reading MIC's leader lock (Endpoints {}/{})",
-                    lock.namespace, lock.name
-                ),
-                e,
-            )
-        })?;
-    Ok(found
-        .and_then(|e| e.metadata.annotations)
-        .and_then(|a| a.get(podid_local::LEADER_ANNOTATION).cloned())
-        .and_then(|record| podid_local::lease_holder(&record)))
+    lock.holder(client).await.map_err(|e| {
+        ProviderError::new(
+            format!("reading MIC's leader lock ({})", lock.describe()),
+            e,
+        )
+    })
 }
 
 #[cfg(test)]
