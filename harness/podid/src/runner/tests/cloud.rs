@@ -57,7 +57,10 @@ async fn machines_change_as_the_steps_say_and_are_put_back_at_the_end() {
         .await
         .unwrap();
     assert!(node0.user_assigned.is_empty(), "{node0:?}");
-    assert!(node0.system_assigned.is_some());
+    assert!(
+        node0.system_assigned.is_none(),
+        "the system-assigned identity the trial enabled is disabled again: {node0:?}"
+    );
     let _ = cluster;
 }
 

@@ -5,32 +5,18 @@ use std::sync::atomic::Ordering;
 
 use podid_reports::Outcome;
 
-use super::{Recorder, environment, run_one, scenario};
+use super::{Bound, Recorder, bound_scenario, environment, run_one};
 
 /// A bound identity on node-0 and a group of `replicas` pods there; `steps` follows.
 fn group_scenario(name: &str, replicas: u32, steps: &str) -> podid_scenario::ScenarioFile {
-    scenario(
+    let pod = format!("replicas: {replicas}");
+    bound_scenario(
         name,
-        &format!(
-            r#"
-name: {name}
-modes: [managed]
-cloud:
-  identities:
-    reader: {{}}
-  nodeIdentities:
-    node-0: [reader]
-cluster:
-  azureIdentities:
-    reader: {{identity: reader}}
-  azureIdentityBindings:
-    reader-binding: {{azureIdentity: reader, selector: reader}}
-  pods:
-    app: {{node: node-0, replicas: {replicas}, labels: {{aadpodidbinding: reader}}}}
-steps:
-{steps}
-"#
-        ),
+        Bound {
+            pod: &pod,
+            ..Bound::default()
+        },
+        steps,
     )
 }
 

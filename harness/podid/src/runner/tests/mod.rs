@@ -23,14 +23,48 @@ pub(super) fn scenario(name: &str, text: &str) -> ScenarioFile {
         .unwrap_or_else(|p| panic!("{name} is invalid: {p:?}"))
 }
 
-/// A bound identity on node-0 and a pod there; `steps` is appended as the scenario's steps.
-pub(super) fn token_scenario(name: &str, extra: &str, steps: &str) -> ScenarioFile {
+/// How a test scenario's one bound pod is set up.
+#[derive(Clone, Copy)]
+pub(super) struct Bound<'a> {
+    pub mode: &'a str,
+    /// The binding's selector and the pod's `aadpodidbinding` label.
+    pub selector: &'a str,
+    /// More keys of pod `app` (e.g. `replicas: 3`).
+    pub pod: &'a str,
+    /// More top-level keys of the scenario (e.g. `nmi: {flags: [...]}`).
+    pub extra: &'a str,
+}
+
+impl Default for Bound<'_> {
+    fn default() -> Self {
+        Self {
+            mode: "managed",
+            selector: "reader",
+            pod: "",
+            extra: "",
+        }
+    }
+}
+
+/// A bound identity on node-0 and pod `app` there, as `bound` says; `steps` follows.
+pub(super) fn bound_scenario(name: &str, bound: Bound<'_>, steps: &str) -> ScenarioFile {
+    let Bound {
+        mode,
+        selector,
+        pod,
+        extra,
+    } = bound;
+    let pod = if pod.is_empty() {
+        String::new()
+    } else {
+        format!(", {pod}")
+    };
     scenario(
         name,
         &format!(
             r#"
 name: {name}
-modes: [managed]
+modes: [{mode}]
 {extra}
 cloud:
   identities:
@@ -41,13 +75,25 @@ cluster:
   azureIdentities:
     reader: {{identity: reader}}
   azureIdentityBindings:
-    reader-binding: {{azureIdentity: reader, selector: reader}}
+    reader-binding: {{azureIdentity: reader, selector: {selector}}}
   pods:
-    app: {{node: node-0, labels: {{aadpodidbinding: reader}}}}
+    app: {{node: node-0, labels: {{aadpodidbinding: {selector}}}{pod}}}
 steps:
 {steps}
 "#
         ),
+    )
+}
+
+/// [`bound_scenario`] in managed mode with `extra` top-level keys.
+pub(super) fn token_scenario(name: &str, extra: &str, steps: &str) -> ScenarioFile {
+    bound_scenario(
+        name,
+        Bound {
+            extra,
+            ..Bound::default()
+        },
+        steps,
     )
 }
 

@@ -3,7 +3,7 @@
 
 use podid_reports::Outcome;
 
-use super::{GOOD_TOKEN, Recorder, environment, scenario, token_scenario};
+use super::{Bound, GOOD_TOKEN, Recorder, bound_scenario, environment, scenario, token_scenario};
 use crate::lifecycle;
 use crate::provider::Capabilities;
 use crate::runner::{Plan, PlannedTrial, trials};
@@ -268,28 +268,14 @@ steps:
 
 /// A standard-mode trial binding `selector`, pausing between two requests.
 fn standard_with_selector(name: &str, selector: &str) -> podid_scenario::ScenarioFile {
-    scenario(
+    bound_scenario(
         name,
-        &format!(
-            r#"
-name: {name}
-modes: [standard]
-cloud:
-  identities:
-    reader: {{}}
-  nodeIdentities:
-    node-0: [reader]
-cluster:
-  azureIdentities:
-    reader: {{identity: reader}}
-  azureIdentityBindings:
-    binding: {{azureIdentity: reader, selector: {selector}}}
-  pods:
-    app: {{node: node-0, labels: {{aadpodidbinding: {selector}}}}}
-steps:
-{SLOW_TWICE}
-"#
-        ),
+        Bound {
+            mode: "standard",
+            selector,
+            ..Bound::default()
+        },
+        SLOW_TWICE,
     )
 }
 
