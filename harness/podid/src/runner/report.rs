@@ -15,19 +15,20 @@ pub fn step_kind(step: &Step) -> String {
 
 /// A step that did not run because an earlier one failed.
 pub fn skipped(index: usize, step: &Step) -> StepReport {
-    StepReport {
-        index,
-        name: step_name(step),
-        kind: step_kind(step),
-        status: Outcome::Skipped,
-        duration: Duration::ZERO,
-        failures: Vec::new(),
-        output: Some("not run: an earlier step failed".into()),
-    }
+    not_run(index, step, "not run: an earlier step failed".into())
 }
 
 /// A step written for other NMI modes than the trial's.
 pub fn not_applicable(index: usize, step: &Step, mode: NmiMode) -> StepReport {
+    not_run(
+        index,
+        step,
+        format!("not applicable in {} mode", mode.as_str()),
+    )
+}
+
+/// A step reported as skipped, saying why it did not run.
+fn not_run(index: usize, step: &Step, why: String) -> StepReport {
     StepReport {
         index,
         name: step_name(step),
@@ -35,7 +36,7 @@ pub fn not_applicable(index: usize, step: &Step, mode: NmiMode) -> StepReport {
         status: Outcome::Skipped,
         duration: Duration::ZERO,
         failures: Vec::new(),
-        output: Some(format!("not applicable in {} mode", mode.as_str())),
+        output: Some(why),
     }
 }
 
