@@ -44,14 +44,22 @@ fn canon(aud: &str) -> String {
     aud.trim().trim_end_matches('/').to_ascii_lowercase()
 }
 
-/// Whether AAD/IMDS knows `resource`: well-known, a storage account endpoint, or configured.
-pub fn is_known_resource(resource: &str, account_names: &[String], extra: &[String]) -> bool {
+/// Whether `resource` is an Azure first-party resource: a well-known Azure service (ARM,
+/// Storage, Key Vault, Graph, …) or one of the cloud's storage account endpoints. AAD issues
+/// v1 tokens for these from either endpoint, because a resource's registration, not the
+/// endpoint, decides the token version.
+pub fn is_first_party_resource(resource: &str, account_names: &[String]) -> bool {
     let r = canon(resource);
     WELL_KNOWN_RESOURCES.iter().any(|k| *k == r)
-        || extra.iter().any(|e| canon(e) == r)
         || account_names
             .iter()
             .any(|a| r == canon(&format!("https://{}", blob_host(a))))
+}
+
+/// Whether AAD/IMDS knows `resource`: first-party, or configured in `extra_resources`.
+pub fn is_known_resource(resource: &str, account_names: &[String], extra: &[String]) -> bool {
+    let r = canon(resource);
+    is_first_party_resource(resource, account_names) || extra.iter().any(|e| canon(e) == r)
 }
 
 /// Whether Blob accepts `aud` for `account`.
@@ -93,6 +101,26 @@ mod tests {
             "https://arm.mock/",
             &[],
             &["https://arm.mock".into()]
+        ));
+    }
+
+    #[test]
+    fn first_party_resources_exclude_configured_ones() {
+        let accts = vec!["acct".to_string()];
+        for r in [
+            "https://management.azure.com/",
+            "https://storage.azure.com",
+            "https://vault.azure.net",
+            "https://graph.microsoft.com",
+            "e406a681-f3d4-42a8-90b6-c2b029497af1",
+            "https://acct.blob.core.windows.net",
+        ] {
+            assert!(is_first_party_resource(r, &accts), "{r}");
+        }
+        assert!(!is_first_party_resource("api://my-app", &accts));
+        assert!(!is_first_party_resource(
+            "11111111-2222-3333-4444-555555555555",
+            &accts
         ));
     }
 

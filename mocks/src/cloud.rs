@@ -3,9 +3,10 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
+use crate::behaviour::{ArmBehaviour, ImdsBehaviour};
 use crate::core::CloudCore;
 use crate::error::MockError;
-use crate::fault::FaultRule;
+use crate::fault::{FaultId, FaultRule};
 use crate::record::{RecordedRequest, RequestFilter};
 use crate::server::{Endpoint, ServerHandle};
 use crate::spec::{
@@ -111,14 +112,42 @@ impl MockCloud {
         self.core.next_seq()
     }
 
-    /// Installs a fault rule.
-    pub fn add_fault(&self, rule: FaultRule) {
-        self.core.add_fault(rule);
+    /// Installs a fault rule (its `duration`, if any, counts from now) and returns its id.
+    pub fn add_fault(&self, rule: FaultRule) -> FaultId {
+        self.core.add_fault(rule)
+    }
+
+    /// Removes one fault rule; returns whether it was still installed (not used up, expired or
+    /// removed before).
+    pub fn remove_fault(&self, id: FaultId) -> bool {
+        self.core.remove_fault(id)
     }
 
     /// Removes every fault rule.
     pub fn clear_faults(&self) {
         self.core.clear_faults();
+    }
+
+    /// Sets how every IMDS of the cloud behaves from the next request on
+    /// (`ImdsBehaviour::default()` turns it all off).
+    pub fn set_imds_behaviour(&self, behaviour: ImdsBehaviour) {
+        self.core.set_imds_behaviour(behaviour);
+    }
+
+    /// The IMDS behaviour in force.
+    pub fn imds_behaviour(&self) -> ImdsBehaviour {
+        self.core.imds_behaviour()
+    }
+
+    /// Sets how ARM behaves from the next request on (`ArmBehaviour::default()` turns it all
+    /// off; operations already started keep their number of polls).
+    pub fn set_arm_behaviour(&self, behaviour: ArmBehaviour) {
+        self.core.set_arm_behaviour(behaviour);
+    }
+
+    /// The ARM behaviour in force.
+    pub fn arm_behaviour(&self) -> ArmBehaviour {
+        self.core.arm_behaviour()
     }
 
     /// Assigns user identity `identity_resource_id` to a machine (what ARM PATCH does).

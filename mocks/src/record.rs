@@ -59,7 +59,8 @@ pub struct RecordedRequest {
     pub host: Option<String>,
     /// Peer address.
     pub source: SocketAddr,
-    /// Response status.
+    /// Response status; `0` when no answer was sent (a `disconnect` fault rule closed the
+    /// connection).
     pub status: u16,
     /// Client id the caller asked for (IMDS/AAD) or authenticated as (ARM/Blob).
     pub client_id: Option<String>,

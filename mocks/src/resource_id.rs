@@ -7,6 +7,11 @@ pub fn user_assigned_identity(sub: &str, rg: &str, name: &str) -> String {
     )
 }
 
+/// `/subscriptions/S/resourceGroups/RG` (an RBAC scope).
+pub fn resource_group(sub: &str, rg: &str) -> String {
+    format!("/subscriptions/{sub}/resourceGroups/{rg}")
+}
+
 /// `/subscriptions/S/resourceGroups/RG/providers/Microsoft.Storage/storageAccounts/N`.
 pub fn storage_account(sub: &str, rg: &str, name: &str) -> String {
     format!(
@@ -26,6 +31,15 @@ pub fn container_scope(sub: &str, rg: &str, account: &str, container: &str) -> S
 pub fn compute(sub: &str, rg: &str, resource_type: &str, name: &str) -> String {
     format!(
         "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/{resource_type}/{name}"
+    )
+}
+
+/// A VM's or scale set's ID as managed-identity tokens carry it in `xms_mirid`:
+/// `/subscriptions/S/resourcegroups/RG/providers/Microsoft.Compute/TYPE/N` (lower-case
+/// `resourcegroups`, as in the user-assigned form).
+pub fn compute_mirid(sub: &str, rg: &str, resource_type: &str, name: &str) -> String {
+    format!(
+        "/subscriptions/{sub}/resourcegroups/{rg}/providers/Microsoft.Compute/{resource_type}/{name}"
     )
 }
 

@@ -17,6 +17,7 @@ use tower::ServiceExt;
 use crate::context::ServerCtx;
 use crate::core::CloudCore;
 use crate::error::MockError;
+use crate::observe::Disconnect;
 use crate::record::Service;
 use crate::routes::router_for;
 use crate::spec::MachineRef;
@@ -176,6 +177,27 @@ async fn accept_loop(
     conns.abort_all();
 }
 
+/// Why a connection was closed without an answer: a `disconnect` fault rule matched. Returned
+/// as the service's error, on which hyper drops the connection (HTTP/1.1) or resets the stream
+/// (HTTP/2) without writing a response.
+#[derive(Debug)]
+struct ClosedByFault;
+
+impl std::fmt::Display for ClosedByFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection closed by a disconnect fault rule")
+    }
+}
+
+impl std::error::Error for ClosedByFault {}
+
+/// The router never fails; this lets `map_result` widen its error type.
+impl From<std::convert::Infallible> for ClosedByFault {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
+
 /// Serves one connection (HTTP/1.1 or h2, TLS if configured), tagging requests with the peer.
 async fn serve_connection(
     stream: tokio::net::TcpStream,
@@ -183,10 +205,16 @@ async fn serve_connection(
     router: Router,
     tls: Option<TlsAcceptor>,
 ) {
-    let svc = router.map_request(move |mut req: hyper::Request<Incoming>| {
-        req.extensions_mut().insert(ConnectInfo(peer));
-        req
-    });
+    let svc = router
+        .map_request(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            req
+        })
+        .map_result(|result| match result {
+            Ok(resp) if resp.extensions().get::<Disconnect>().is_some() => Err(ClosedByFault),
+            Ok(resp) => Ok(resp),
+            Err(never) => match never {},
+        });
     let svc = TowerToHyperService::new(svc);
     let builder = auto::Builder::new(TokioExecutor::new());
     let result = match tls {

@@ -101,12 +101,21 @@ pub enum BuiltinRole {
     /// Storage Blob Data Owner: everything on blobs.
     #[serde(alias = "Storage Blob Data Owner")]
     StorageBlobDataOwner,
-    /// Control-plane Reader: no blob data access (as in Azure).
+    /// Control-plane Reader: reads every ARM resource; no blob data access (as in Azure).
     Reader,
-    /// Control-plane Contributor: no blob data access (as in Azure).
+    /// Control-plane Contributor: reads and writes every ARM resource and assigns identities; no
+    /// blob data access (as in Azure).
     Contributor,
-    /// Control-plane Owner: no blob data access (as in Azure).
+    /// Control-plane Owner: everything Contributor may; no blob data access (as in Azure).
     Owner,
+    /// Virtual Machine Contributor: reads and writes VMs and scale sets (what MIC needs on the
+    /// nodes), but may not assign user-assigned identities to them.
+    #[serde(alias = "Virtual Machine Contributor")]
+    VirtualMachineContributor,
+    /// Managed Identity Operator: reads user-assigned identities and assigns them to resources
+    /// (what MIC needs on the identities).
+    #[serde(alias = "Managed Identity Operator")]
+    ManagedIdentityOperator,
 }
 
 impl BuiltinRole {
@@ -119,6 +128,8 @@ impl BuiltinRole {
             Self::Reader => "acdd72a7-3385-48ef-bd42-f606fba81ae7",
             Self::Contributor => "b24988ac-6180-42a0-ab88-20f7382dd24c",
             Self::Owner => "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
+            Self::VirtualMachineContributor => "9980e02c-c2be-4d73-94e8-173b1dc7cf3c",
+            Self::ManagedIdentityOperator => "f1a07417-d97a-45cb-824c-7a7467783830",
         }
     }
 }

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use miette::{Context, IntoDiagnostic, Result, miette};
 
-use crate::{CloudSpec, Endpoint, MachineRef, MockCloud, ServerHandle};
+use crate::{
+    ArmBehaviour, CloudSpec, Endpoint, ImdsBehaviour, MachineRef, MockCloud, ServerHandle,
+};
 
 /// Where and what to serve.
 #[derive(Debug, clap::Args)]
@@ -32,6 +34,21 @@ pub struct ServeArgs {
     /// Extra host names or IPs for the server certificate.
     #[arg(long)]
     pub san: Vec<String>,
+    /// ARM checks the callers' role assignments (`AuthorizationFailed`,
+    /// `LinkedAuthorizationFailed`).
+    #[arg(long)]
+    pub arm_authorization: bool,
+    /// VM/VMSS writes are long-running: their operation answers `InProgress` this many times
+    /// before `Succeeded` (0: synchronous).
+    #[arg(long, default_value_t = 0)]
+    pub arm_async_polls: u32,
+    /// IMDS answers `Identity not found` for this many milliseconds after an identity is
+    /// assigned.
+    #[arg(long)]
+    pub imds_propagation_delay_ms: Option<u64>,
+    /// Identity-token requests per machine and second above which IMDS answers 429.
+    #[arg(long)]
+    pub imds_requests_per_second: Option<u32>,
 }
 
 fn parse_imds(s: &str) -> std::result::Result<(MachineRef, SocketAddr), String> {
@@ -77,6 +94,16 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         .build(spec)
         .into_diagnostic()
         .wrap_err("creating the mock cloud")?;
+    cloud.set_arm_behaviour(ArmBehaviour {
+        authorization: args.arm_authorization,
+        async_polls: args.arm_async_polls,
+    });
+    cloud.set_imds_behaviour(ImdsBehaviour {
+        propagation_delay: args
+            .imds_propagation_delay_ms
+            .map(std::time::Duration::from_millis),
+        requests_per_second: args.imds_requests_per_second,
+    });
     let ca_path = args.ca_out.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("mock-azure-ca-{}.pem", std::process::id()))
     });

@@ -1,7 +1,7 @@
 //! The mutable model behind all four services: identities, principals, roles, blobs, machines.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
@@ -39,6 +39,24 @@ pub(crate) struct StoredBlob {
     pub etag: String,
     pub created: SystemTime,
     pub modified: SystemTime,
+    /// The committed block list, in content order (empty for a blob written by Put Blob).
+    pub blocks: Vec<CommittedBlock>,
+}
+
+/// A block of a blob's committed block list: its id and how many bytes of the content it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CommittedBlock {
+    /// Base64 block id, as the client sent it.
+    pub id: String,
+    pub size: usize,
+}
+
+/// A block staged with Put Block and not committed yet.
+#[derive(Debug, Clone)]
+pub(crate) struct UncommittedBlock {
+    /// Base64 block id, as the client sent it.
+    pub id: String,
+    pub data: Vec<u8>,
 }
 
 /// One container and its blobs.
@@ -47,6 +65,8 @@ pub(crate) struct ContainerState {
     pub etag: String,
     pub modified: SystemTime,
     pub blobs: BTreeMap<String, StoredBlob>,
+    /// Uncommitted blocks per blob name (the blob itself may not exist yet), in upload order.
+    pub uncommitted: BTreeMap<String, Vec<UncommittedBlock>>,
 }
 
 /// One storage account.
@@ -73,6 +93,10 @@ pub(crate) struct MachineState {
     pub stale: Vec<String>,
     /// Stable `vmId` per instance (one entry for a VM).
     pub vm_ids: Vec<String>,
+    /// When each identity was assigned while the cloud ran, by normalized `xms_mirid` (a user
+    /// identity's resource id, or the machine's own for its system-assigned identity). Those
+    /// present from the start have none. IMDS's propagation delay counts from here.
+    pub assigned_at: BTreeMap<String, Instant>,
 }
 
 /// The whole cloud.
@@ -86,6 +110,8 @@ pub(crate) struct CloudState {
     pub accounts: BTreeMap<String, AccountState>,
     pub machines: Vec<MachineState>,
     pub extra_resources: Vec<String>,
+    /// Long-running ARM machine writes, by (lower-case) operation id.
+    pub arm_operations: BTreeMap<String, crate::arm::operations::ArmOperation>,
 }
 
 /// A managed identity resolved for a token: which principal and its `xms_mirid`.
@@ -141,6 +167,7 @@ impl CloudState {
             accounts: BTreeMap::new(),
             machines: Vec::new(),
             extra_resources: Vec::new(),
+            arm_operations: BTreeMap::new(),
         };
         state.merge(spec)?;
         Ok(state)
@@ -292,6 +319,7 @@ impl CloudState {
                         etag: new_etag(),
                         created: now,
                         modified: now,
+                        blocks: Vec::new(),
                     },
                 );
             }
@@ -299,6 +327,7 @@ impl CloudState {
                 etag: new_etag(),
                 modified: now,
                 blobs,
+                uncommitted: BTreeMap::new(),
             };
             if containers.insert(c.name.clone(), state).is_some() {
                 return Err(MockError::Duplicate {
@@ -362,6 +391,7 @@ impl CloudState {
             system: vm.system_assigned.clone(),
             user_assigned,
             stale: Vec::new(),
+            assigned_at: BTreeMap::new(),
             vm_ids: (0..count)
                 .map(|_| uuid::Uuid::new_v4().to_string())
                 .collect(),
@@ -434,7 +464,7 @@ impl CloudState {
         selector: &IdentitySelector,
     ) -> Result<ResolvedIdentity, SelectError> {
         let m = &self.machines[idx];
-        let machine_id = m.kind_resource_id(&self.subscription_id);
+        let machine_id = m.mirid(&self.subscription_id);
         let system = m.system.as_ref().map(|s| ResolvedIdentity {
             client_id: s.client_id.clone(),
             principal_id: s.principal_id.clone(),
@@ -499,6 +529,7 @@ impl CloudState {
         }
         let m = &mut self.machines[idx];
         if !m.user_assigned.contains(&n) {
+            m.mark_assigned(&n);
             m.user_assigned.push(n);
         }
         Ok(())
@@ -511,6 +542,7 @@ impl CloudState {
         let before = m.user_assigned.len();
         m.user_assigned.retain(|x| *x != n);
         m.stale.retain(|x| *x != n);
+        m.assigned_at.remove(&n);
         before != m.user_assigned.len()
     }
 }
@@ -524,6 +556,29 @@ impl MachineState {
             self.kind.resource_type(),
             &self.name,
         )
+    }
+
+    /// The `xms_mirid` of the machine's system-assigned identity: its resource id spelled as
+    /// Azure spells it in tokens.
+    pub fn mirid(&self, sub: &str) -> String {
+        resource_id::compute_mirid(
+            sub,
+            &self.resource_group,
+            self.kind.resource_type(),
+            &self.name,
+        )
+    }
+
+    /// Notes that the identity with this `xms_mirid` was assigned just now.
+    pub fn mark_assigned(&mut self, mirid: &str) {
+        self.assigned_at.insert(normalize(mirid), Instant::now());
+    }
+
+    /// Whether the identity with this `xms_mirid` was assigned less than `delay` before `now`.
+    pub fn still_propagating(&self, mirid: &str, delay: std::time::Duration, now: Instant) -> bool {
+        self.assigned_at
+            .get(&normalize(mirid))
+            .is_some_and(|at| now < *at + delay)
     }
 }
 

@@ -33,13 +33,21 @@ impl CloudState {
             principal_id: guid(),
             client_id: self.fresh_client_id(),
         };
-        self.machines[idx].system = Some(created.clone());
+        let sub = self.subscription_id.clone();
+        let m = &mut self.machines[idx];
+        m.system = Some(created.clone());
+        let mirid = m.mirid(&sub);
+        m.mark_assigned(&mirid);
         created
     }
 
     /// Disables machine `idx`'s system-assigned identity; its principal is gone for good.
     pub fn disable_system_assigned(&mut self, idx: usize) {
-        self.machines[idx].system = None;
+        let sub = self.subscription_id.clone();
+        let m = &mut self.machines[idx];
+        m.system = None;
+        let mirid = normalize(&m.mirid(&sub));
+        m.assigned_at.remove(&mirid);
     }
 
     /// Deletes user-assigned identity `rid` and takes it off every machine.

@@ -80,20 +80,76 @@ async fn v1_client_secret_token_has_string_fields_and_verifies_against_published
 }
 
 #[tokio::test]
-async fn v2_token_uses_numbers_and_v2_claims() {
+async fn v2_endpoint_answers_with_numbers_and_mints_v1_tokens_for_first_party_resources() {
     let env = Env::start().await;
     let path = format!("/{TENANT}/oauth2/v2.0/token");
+    for (scope, aud) in [
+        (
+            "https://storage.azure.com/.default",
+            "https://storage.azure.com",
+        ),
+        (
+            "https://management.azure.com//.default",
+            "https://management.azure.com/",
+        ),
+        (
+            "https://vault.azure.net/.default",
+            "https://vault.azure.net",
+        ),
+        (
+            "https://graph.microsoft.com/.default",
+            "https://graph.microsoft.com",
+        ),
+        (
+            "https://podiddata.blob.core.windows.net/.default",
+            "https://podiddata.blob.core.windows.net",
+        ),
+    ] {
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", SP_SECRET_CLIENT),
+            ("client_secret", SP_SECRET),
+            ("scope", scope),
+            ("client_info", "1"),
+        ];
+        let (status, body) = post_form(&env, &path, &form).await;
+        assert_eq!(status, 200, "{scope}: {body}");
+        assert_eq!(body["expires_in"], json!(3599), "v2 body uses numbers");
+        assert!(body.get("expires_on").is_none() && body.get("resource").is_none());
+        let token = body["access_token"].as_str().unwrap();
+        let header = jsonwebtoken::decode_header(token).unwrap();
+        assert_eq!(header.x5t, header.kid, "{scope}: a v1 token carries x5t");
+        let claims = env
+            .verify_with_published_jwks(token, aud, &format!("https://sts.windows.net/{TENANT}/"))
+            .await;
+        assert_eq!(claims["ver"], "1.0", "{scope}");
+        assert_eq!(claims["appid"], SP_SECRET_CLIENT, "{scope}");
+        assert_eq!(claims["appidacr"], "1");
+        assert!(
+            claims.get("azp").is_none(),
+            "{scope}: v1 tokens have no azp"
+        );
+    }
+}
+
+#[tokio::test]
+async fn v2_endpoint_mints_v2_tokens_for_other_resources() {
+    let env = Env::start().await;
+    env.cloud
+        .apply(&podid_mocks::CloudSpec {
+            extra_resources: vec!["api://podid-test-app".into()],
+            ..Default::default()
+        })
+        .unwrap();
     let form = [
         ("grant_type", "client_credentials"),
         ("client_id", SP_SECRET_CLIENT),
         ("client_secret", SP_SECRET),
-        ("scope", "https://storage.azure.com/.default"),
-        ("client_info", "1"),
+        ("scope", "api://podid-test-app/.default"),
     ];
-    let (status, body) = post_form(&env, &path, &form).await;
+    let (status, body) = post_form(&env, &format!("/{TENANT}/oauth2/v2.0/token"), &form).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["expires_in"], json!(3599));
-    assert!(body.get("expires_on").is_none() && body.get("resource").is_none());
     let token = body["access_token"].as_str().unwrap();
     assert!(
         jsonwebtoken::decode_header(token).unwrap().x5t.is_none(),
@@ -102,13 +158,31 @@ async fn v2_token_uses_numbers_and_v2_claims() {
     let claims = env
         .verify_with_published_jwks(
             token,
-            "https://storage.azure.com",
+            "api://podid-test-app",
             &format!("https://login.microsoftonline.com/{TENANT}/v2.0"),
         )
         .await;
     assert_eq!(claims["azp"], SP_SECRET_CLIENT);
+    assert_eq!(claims["azpacr"], "1");
     assert_eq!(claims["ver"], "2.0");
     assert!(claims.get("appid").is_none());
+    // The v1 endpoint mints v1 tokens for the same resource.
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", SP_SECRET_CLIENT),
+        ("client_secret", SP_SECRET),
+        ("resource", "api://podid-test-app"),
+    ];
+    let (status, body) = post_form(&env, &format!("/{TENANT}/oauth2/token"), &form).await;
+    assert_eq!(status, 200, "{body}");
+    let claims = env
+        .verify_with_published_jwks(
+            body["access_token"].as_str().unwrap(),
+            "api://podid-test-app",
+            &format!("https://sts.windows.net/{TENANT}/"),
+        )
+        .await;
+    assert_eq!(claims["ver"], "1.0");
 }
 
 #[tokio::test]

@@ -8,23 +8,6 @@ use common::*;
 use podid_mocks::{BuiltinRole, MachineRef, RoleAssignment};
 use serde_json::{Value, json};
 
-/// MIC's pattern for identity IDs in an ARM error (aad-pod-identity v1.8.17
-/// pkg/cloudprovider/cloudprovider.go, `userAssignedIdentitiesPattern`).
-const MIC_ERROR_IDS: &str = r"'(,?(?i)/subscriptions/[a-zA-Z0-9-_]+/resourcegroups/[a-zA-Z0-9-_]+/providers/Microsoft.ManagedIdentity/userAssignedIdentities/[a-zA-Z0-9-_]+)+'";
-
-/// What MIC extracts from an error text before dropping those IDs and retrying.
-fn mic_extracted_ids(message: &str) -> Vec<String> {
-    let re = regex::Regex::new(MIC_ERROR_IDS).unwrap();
-    let Some(m) = re.find(message) else {
-        return Vec::new();
-    };
-    let quoted = m.as_str();
-    quoted[1..quoted.len() - 1]
-        .split(',')
-        .map(str::to_string)
-        .collect()
-}
-
 async fn arm_token(env: &Env) -> String {
     env.imds_token(&env.imds_node2, "https://management.azure.com/", None)
         .await

@@ -110,12 +110,77 @@ async fn identity_selection_by_every_selector() {
         .unwrap()
         .claims;
     assert_eq!(claims["oid"], SYS_PRINCIPAL);
-    assert!(
-        claims["xms_mirid"]
-            .as_str()
-            .unwrap()
-            .ends_with("/providers/Microsoft.Compute/virtualMachines/node-2")
+    assert_eq!(
+        claims["xms_mirid"],
+        format!(
+            "/subscriptions/{SUB}/resourcegroups/{RG}/providers/Microsoft.Compute/virtualMachines/node-2"
+        )
     );
+}
+
+/// `xms_mirid` as Azure spells it (lower-case `resourcegroups`, provider namespaces as-is) for
+/// each kind of managed identity, from IMDS and from `issue_token` alike.
+#[tokio::test]
+async fn xms_mirid_is_spelled_as_azure_spells_it_for_every_kind() {
+    let env = Env::start().await;
+    let mirid = |server: &podid_mocks::ServerHandle, client: Option<&str>| {
+        let env = &env;
+        let mut q =
+            format!("{TOKEN}?api-version=2018-02-01&resource=https://management.azure.com/");
+        if let Some(c) = client {
+            q.push_str(&format!("&client_id={c}"));
+        }
+        let server = server.url();
+        async move {
+            let resp = env
+                .client
+                .get(format!("{server}{q}"))
+                .header("Metadata", "true")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            let body: Value = resp.json().await.unwrap();
+            let t = body["access_token"].as_str().unwrap().to_string();
+            jsonwebtoken::dangerous::insecure_decode::<Value>(&t)
+                .unwrap()
+                .claims["xms_mirid"]
+                .clone()
+        }
+    };
+    let user = format!(
+        "/subscriptions/{SUB}/resourcegroups/{RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/reader-id"
+    );
+    assert_eq!(mirid(&env.imds_node1, Some(READER_CLIENT)).await, user);
+    let vm = format!(
+        "/subscriptions/{SUB}/resourcegroups/{RG}/providers/Microsoft.Compute/virtualMachines/node-2"
+    );
+    assert_eq!(mirid(&env.imds_node2, None).await, vm);
+    let pool = env
+        .cloud
+        .enable_system_assigned(&MachineRef::scale_set_instance("pool", 1))
+        .unwrap();
+    let vmss = format!(
+        "/subscriptions/{SUB}/resourcegroups/{RG}/providers/Microsoft.Compute/virtualMachineScaleSets/pool"
+    );
+    assert_eq!(mirid(&env.imds_pool1, None).await, vmss);
+    for (client, expected) in [
+        (READER_CLIENT.to_string(), user),
+        (SYS_CLIENT.to_string(), vm),
+        (pool.client_id, vmss),
+    ] {
+        let issued = env
+            .cloud
+            .issue_token(&podid_mocks::TokenRequest {
+                subject: podid_mocks::TokenSubject::ManagedIdentity { client_id: client },
+                audience: "https://storage.azure.com/".into(),
+                version: podid_mocks::TokenVersion::V1,
+                issued_at: None,
+                lifetime_secs: None,
+            })
+            .unwrap();
+        assert_eq!(issued.claims.xms_mirid.as_deref(), Some(expected.as_str()));
+    }
 }
 
 #[tokio::test]

@@ -95,7 +95,7 @@ struct Server {
 }
 
 impl Server {
-    async fn start(dir: &Path) -> Server {
+    async fn start(dir: &Path, extra_args: &[&str]) -> Server {
         let config = dir.join("cloud.yaml");
         std::fs::write(&config, config_yaml()).unwrap();
         let stderr_path = dir.join("mock-azure.stderr");
@@ -110,6 +110,7 @@ impl Server {
             .args(["--imds", &format!("{MACHINE}=127.0.0.1:0")])
             .arg("--ca-out")
             .arg(dir.join("ca.pem"))
+            .args(extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
@@ -217,7 +218,7 @@ async fn imds_token(client: &reqwest::Client, imds: SocketAddr, client_id: &str)
 async fn mock_azure_binary_serves_aad_imds_and_blob_to_a_real_client() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path()).await;
+    let server = Server::start(dir.path(), &[]).await;
 
     // What the binary printed: our config's tenant and subscription, the CA where we asked.
     assert_eq!(server.printed("tenant"), TENANT);
@@ -374,5 +375,70 @@ async fn mock_azure_binary_serves_aad_imds_and_blob_to_a_real_client() {
         "{text}"
     );
 
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn behaviour_flags_switch_arm_authorization_and_the_imds_rate_limit_on() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--arm-authorization",
+            "--arm-async-polls",
+            "2",
+            "--imds-requests-per-second",
+            "1",
+            "--imds-propagation-delay-ms",
+            "60000",
+        ],
+    )
+    .await;
+    let aad = server.addr("aad", "https");
+    let arm = server.addr("arm", "https");
+    let imds = server.addr(&format!("imds[{MACHINE}]"), "http");
+    let ca =
+        reqwest::Certificate::from_pem(&std::fs::read(dir.path().join("ca.pem")).unwrap()).unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let resp = client
+        .post(format!("https://{aad}/{TENANT}/oauth2/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", SP_CLIENT),
+            ("client_secret", SP_SECRET),
+            ("resource", "https://management.azure.com/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    let token = body["access_token"].as_str().unwrap();
+    // The service principal has no role: with authorization on, ARM refuses it.
+    let resp = client
+        .get(format!(
+            "https://{arm}/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/{MACHINE}?api-version=2019-12-01"
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "AuthorizationFailed");
+    // One identity request a second.
+    let first = imds_token_request(&client, imds, READER_CLIENT, true).await;
+    assert_eq!(
+        first.status(),
+        200,
+        "assigned at start: no propagation delay"
+    );
+    let second = imds_token_request(&client, imds, READER_CLIENT, true).await;
+    assert_eq!(second.status(), 429);
     server.stop().await;
 }

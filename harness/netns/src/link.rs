@@ -224,32 +224,61 @@ impl Netlink {
             .map_err(|e| self.error(format!("deleting interface {name}"), e))
     }
 
-    /// Addresses (IPv4) on interface `name`, for checks.
-    pub async fn ipv4_addresses(&self, name: &str) -> Result<Vec<Ipv4Addr>, NetnsError> {
-        use rtnetlink::packet_route::address::AddressAttribute;
+    /// Removes `address` from interface `name`; an address it does not hold is not an error.
+    pub async fn delete_address(&self, name: &str, address: Ipv4Addr) -> Result<(), NetnsError> {
+        for message in self.address_messages(name).await? {
+            if ipv4_of(&message).any(|ip| ip == address) {
+                self.handle
+                    .address()
+                    .del(message)
+                    .execute()
+                    .await
+                    .map_err(|e| self.error(format!("removing {address} from {name}"), e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The kernel's address messages of interface `name`.
+    async fn address_messages(
+        &self,
+        name: &str,
+    ) -> Result<Vec<rtnetlink::packet_route::address::AddressMessage>, NetnsError> {
         let index = self.link_index(name).await?;
-        let messages: Vec<_> = self
-            .handle
+        self.handle
             .address()
             .get()
             .set_link_index_filter(index)
             .execute()
             .try_collect()
             .await
-            .map_err(|e| self.error(format!("listing addresses of {name}"), e))?;
-        Ok(messages
+            .map_err(|e| self.error(format!("listing addresses of {name}"), e))
+    }
+
+    /// Addresses (IPv4) on interface `name`, for checks.
+    pub async fn ipv4_addresses(&self, name: &str) -> Result<Vec<Ipv4Addr>, NetnsError> {
+        Ok(self
+            .address_messages(name)
+            .await?
             .iter()
-            .flat_map(|m| m.attributes.iter())
-            .filter_map(|a| match a {
-                AddressAttribute::Address(IpAddr::V4(ip)) => Some(*ip),
-                _ => None,
-            })
+            .flat_map(ipv4_of)
             .collect())
     }
 
     fn error(&self, action: String, source: rtnetlink::Error) -> NetnsError {
         NetnsError::netlink(action, &self.namespace, source)
     }
+}
+
+/// The IPv4 addresses an address message carries.
+fn ipv4_of(
+    message: &rtnetlink::packet_route::address::AddressMessage,
+) -> impl Iterator<Item = Ipv4Addr> + '_ {
+    use rtnetlink::packet_route::address::AddressAttribute;
+    message.attributes.iter().filter_map(|a| match a {
+        AddressAttribute::Address(IpAddr::V4(ip)) => Some(*ip),
+        _ => None,
+    })
 }
 
 /// A point-to-point link between a node namespace and a pod namespace, Calico style: the pod has

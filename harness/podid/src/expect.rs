@@ -5,12 +5,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use podid_probe::HttpExchange;
 use podid_reports::Failure;
 use podid_scenario::reference::{self, Resolve};
-use podid_scenario::{Expect, Located, RequestExpect};
+use podid_scenario::{BodyExpect, Expect, Located, RequestExpect};
 use serde_json::Value;
 
 use crate::jwt;
-use crate::provider::CloudRequest;
 use crate::provider::cloud::service_name;
+use crate::provider::{CloudRequest, ExecOutput};
 
 /// Everything an expectation may look at.
 pub struct Observed<'a> {
@@ -160,62 +160,7 @@ pub fn check_answer(expect: &Expect, observed: &Observed, resolver: &dyn Resolve
             }
         }
         if let Some(body) = &expect.body {
-            if let Some(want) = body
-                .equals
-                .as_ref()
-                .and_then(|t| render(t, resolver, &mut failures, "body.equals"))
-            {
-                if r.body != want {
-                    failures.push(failure(
-                        "body.equals",
-                        format!("{want:?}"),
-                        format!("{:?}", show_body(&r.body)),
-                        "body differs",
-                    ));
-                }
-            }
-            if let Some(want) = body
-                .contains
-                .as_ref()
-                .and_then(|t| render(t, resolver, &mut failures, "body.contains"))
-            {
-                if !r.body.contains(&want) {
-                    failures.push(failure(
-                        "body.contains",
-                        format!("{want:?}"),
-                        format!("{:?}", show_body(&r.body)),
-                        "body does not contain the text",
-                    ));
-                }
-            }
-            if let Some(json) = &body.json {
-                match reference::render_json(&json.value, resolver) {
-                    Err(e) => failures.push(failure(
-                        "body.json",
-                        json.value.to_string(),
-                        "",
-                        format!("cannot resolve: {e}"),
-                    )),
-                    Ok(want) => match serde_json::from_str::<Value>(&r.body) {
-                        Err(e) => failures.push(failure(
-                            "body.json",
-                            want.to_string(),
-                            show_body(&r.body),
-                            format!("body is not JSON: {e}"),
-                        )),
-                        Ok(got) => {
-                            if let Some(path) = subset_mismatch(&want, &got, "") {
-                                failures.push(failure(
-                                    "body.json",
-                                    want.to_string(),
-                                    got.to_string(),
-                                    format!("body differs at `{path}`"),
-                                ));
-                            }
-                        }
-                    },
-                }
-            }
+            check_text("body", body, &r.body, resolver, &mut failures);
         }
         if let Some(code) = expect
             .error_code
@@ -241,17 +186,146 @@ pub fn check_answer(expect: &Expect, observed: &Observed, resolver: &dyn Resolve
     failures
 }
 
-/// `maxLatency` against how long the action (or one answer) took.
-pub fn check_latency(expect: &Expect, elapsed: Duration) -> Option<Failure> {
-    let max = expect.max_latency?;
-    (elapsed > max.0).then(|| {
-        failure(
+/// A text (a body, a command's output) against `equals`, `contains` and `json` (a subset);
+/// `name` says which text in the failures.
+fn check_text(
+    name: &str,
+    expected: &BodyExpect,
+    text: &str,
+    resolver: &dyn Resolve,
+    failures: &mut Vec<Failure>,
+) {
+    let what = |check: &str| format!("{name}.{check}");
+    if let Some(want) = expected
+        .equals
+        .as_ref()
+        .and_then(|t| render(t, resolver, failures, &what("equals")))
+    {
+        if text != want {
+            failures.push(failure(
+                &what("equals"),
+                format!("{want:?}"),
+                format!("{:?}", show_body(text)),
+                format!("{name} differs"),
+            ));
+        }
+    }
+    if let Some(want) = expected
+        .contains
+        .as_ref()
+        .and_then(|t| render(t, resolver, failures, &what("contains")))
+    {
+        if !text.contains(&want) {
+            failures.push(failure(
+                &what("contains"),
+                format!("{want:?}"),
+                format!("{:?}", show_body(text)),
+                format!("{name} does not contain the text"),
+            ));
+        }
+    }
+    if let Some(json) = &expected.json {
+        match reference::render_json(&json.value, resolver) {
+            Err(e) => failures.push(failure(
+                &what("json"),
+                json.value.to_string(),
+                "",
+                format!("cannot resolve: {e}"),
+            )),
+            Ok(want) => match json_of(text) {
+                Err(e) => failures.push(failure(
+                    &what("json"),
+                    want.to_string(),
+                    show_body(text),
+                    format!("{name} is not JSON: {e}"),
+                )),
+                Ok(got) => {
+                    if let Some(path) = subset_mismatch(&want, &got, "") {
+                        failures.push(failure(
+                            &what("json"),
+                            want.to_string(),
+                            got.to_string(),
+                            format!("{name} differs at `{path}`"),
+                        ));
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// The JSON of a text: the whole text, else its last line that is a JSON value (a command
+/// may print other lines before its result).
+fn json_of(text: &str) -> Result<Value, serde_json::Error> {
+    serde_json::from_str(text).or_else(|whole| {
+        text.lines()
+            .rev()
+            .map(str::trim)
+            .filter(|l| l.starts_with('{') || l.starts_with('['))
+            .find_map(|l| serde_json::from_str(l).ok())
+            .ok_or(whole)
+    })
+}
+
+/// The failed expectations on a command run in a pod: exit code, stdout, stderr and latency.
+pub fn check_exec(
+    expect: &Expect,
+    output: &ExecOutput,
+    elapsed: Duration,
+    resolver: &dyn Resolve,
+) -> Vec<Failure> {
+    let mut failures = Vec::new();
+    if output.timed_out {
+        failures.push(failure(
+            "exec",
+            "the command ends",
+            format!("killed after {}ms", elapsed.as_millis()),
+            "the command ran past its time and was killed",
+        ));
+    }
+    if let Some(code) = &expect.exit_code {
+        if output.exit_code != Some(code.value) {
+            let got = output
+                .exit_code
+                .map_or_else(|| "none (killed)".to_string(), |c| c.to_string());
+            failures.push(failure(
+                "exitCode",
+                code.value.to_string(),
+                format!("{got}; stderr: {}", show_body(output.stderr.trim())),
+                format!("exit code {got}, expected {}", code.value),
+            ));
+        }
+    }
+    if let Some(stdout) = &expect.stdout {
+        check_text("stdout", stdout, &output.stdout, resolver, &mut failures);
+    }
+    if let Some(stderr) = &expect.stderr {
+        check_text("stderr", stderr, &output.stderr, resolver, &mut failures);
+    }
+    failures.extend(check_latency(expect, elapsed));
+    failures
+}
+
+/// `maxLatency` and `minLatency` against how long the action (or one answer) took.
+pub fn check_latency(expect: &Expect, elapsed: Duration) -> Vec<Failure> {
+    let mut failures = Vec::new();
+    if let Some(max) = expect.max_latency.filter(|max| elapsed > max.0) {
+        failures.push(failure(
             "maxLatency",
             max.to_string(),
             format!("{}ms", elapsed.as_millis()),
             "the step took too long",
-        )
-    })
+        ));
+    }
+    if let Some(min) = expect.min_latency.filter(|min| elapsed < min.0) {
+        failures.push(failure(
+            "minLatency",
+            min.to_string(),
+            format!("{}ms", elapsed.as_millis()),
+            "the step ended sooner than it must (nothing waited)",
+        ));
+    }
+    failures
 }
 
 /// The failed `requests` expectations, counted in `requests` (the step's window) or

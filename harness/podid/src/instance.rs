@@ -248,7 +248,13 @@ impl Resolve for ScenarioInstance {
                 })
             }
             Root::Namespaces => self.namespaces.get(name?).cloned(),
-            Root::Nodes => self.node(name?).map(|n| n.name.clone()),
+            Root::Nodes => {
+                let node = self.node(name?)?;
+                match field {
+                    "ip" => node.address.map(|a| a.to_string()),
+                    _ => Some(node.name.clone()),
+                }
+            }
             Root::Cloud => match field {
                 "tenantId" => Some(self.tenant_id.clone()),
                 "subscriptionId" => Some(self.subscription_id.clone()),

@@ -6,6 +6,7 @@
 //! `podid-reports` crate; [`provider`] is the seam between the runner and where the cluster
 //! and the cloud live.
 
+pub mod clients;
 pub mod expect;
 pub mod instance;
 pub mod jwt;

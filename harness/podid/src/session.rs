@@ -103,6 +103,7 @@ pub async fn start_local(
         work_dir: run_dir.clone(),
         toolchain,
         probe: options.probe,
+        clients: crate::clients::ClientPrograms::locate(),
     })
     .await?;
     let figures = StartupFigures {

@@ -451,11 +451,17 @@ fn list_with_a_provider_plans_every_trial_and_skips_only_with_a_reason() {
     let (loaded, invalid) = podid_scenario::load_all(&files);
     assert!(invalid.is_empty());
     let expected: usize = loaded.iter().map(|f| f.scenario.modes.len()).sum();
-    // kind has no restarts of its components mid-scenario and no pods held in Pending; local
-    // runs everything.
+    // kind has no restarts of its components mid-scenario, no pods held in Pending, no SDK
+    // clients in its workload image and no forged pod addresses; local runs everything.
     let kind_lacks = [
         "component restarts mid-scenario",
         "pods that stay in phase Pending",
+        "the Python SDK client inside pods",
+        "the JavaScript SDK client inside pods",
+        "the Azure CLI inside pods",
+        "commands run inside pods",
+        "pod objects reporting another pod's address",
+        "requests sent from another pod's address",
     ];
     for provider in ["local", "kind"] {
         let o = podid(["list", "--provider", provider]);
@@ -486,4 +492,24 @@ fn list_with_a_provider_plans_every_trial_and_skips_only_with_a_reason() {
             describe(&o)
         );
     }
+}
+
+#[test]
+fn exec_without_a_running_up_says_so_in_one_line() {
+    let out = std::env::temp_dir().join(format!("podid-cli-exec-{}", std::process::id()));
+    let o = podid([
+        "exec".as_ref(),
+        "app".as_ref(),
+        "--out".as_ref(),
+        out.as_os_str(),
+        "--".as_ref(),
+        "true".as_ref(),
+    ]);
+    assert_usage_failure(&o, "no running `podid up` described in");
+}
+
+#[test]
+fn up_of_an_unknown_scenario_is_a_usage_error() {
+    let o = podid(["up", "no-such-scenario"]);
+    assert_usage_failure(&o, "no scenario `no-such-scenario`");
 }

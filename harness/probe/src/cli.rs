@@ -57,6 +57,9 @@ pub struct TokenArgs {
     /// Extra query parameter, `name=value` (repeatable).
     #[arg(long = "query", value_parser = parse_query)]
     pub query: Vec<(String, String)>,
+    /// Send from this local address (one the pod took on, e.g. another pod's).
+    #[arg(long)]
+    pub source_address: Option<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -111,7 +114,7 @@ async fn request_token(args: &TokenArgs) -> Result<HttpExchange, String> {
         extra: args.query.clone(),
     };
     let url = token_url(&args.endpoint, &args.path, &query)?;
-    let client = metadata_client()?;
+    let client = metadata_client(args.source_address)?;
     let mut request = client.get(url.clone());
     if !args.no_metadata_header {
         request = request.header("Metadata", "true");

@@ -101,10 +101,14 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// A client for the metadata endpoint: plain HTTP, never a proxy (as SDKs do for IMDS).
-pub fn metadata_client() -> Result<Client, String> {
+/// A client for the metadata endpoint: plain HTTP, never a proxy (as SDKs do for IMDS), sending
+/// from `source` when given. The metadata endpoint is on the node, so a connection that takes
+/// seconds to open will not open.
+pub fn metadata_client(source: Option<std::net::IpAddr>) -> Result<Client, String> {
     Client::builder()
         .no_proxy()
+        .local_address(source)
+        .connect_timeout(std::time::Duration::from_secs(3))
         .timeout(std::time::Duration::from_secs(120))
         .build()
         .map_err(|e| format!("building the HTTP client: {e}"))

@@ -20,6 +20,11 @@ pub const MIC_NAMESPACE: &str = "mic";
 /// `expect.nodeIdentities`. A scenario cannot declare an identity of that name.
 pub const CLUSTER_IDENTITY: &str = "cluster";
 
+/// The principal name that stands for the principal MIC authenticates to ARM as, in
+/// `cloud.roleAssignments` and `addRole`/`removeRole` steps. It takes only the ARM roles
+/// ([`Role::is_arm`]); a scenario cannot declare an identity or service principal of that name.
+pub const MIC_PRINCIPAL: &str = "mic";
+
 /// A name written by the scenario author (a map key or a reference to one), with its position.
 pub type Name = Located<String>;
 /// A string that may contain `${...}` references, resolved when the scenario runs.
@@ -55,6 +60,10 @@ pub struct Scenario {
     /// Objects created in the cluster before the first step.
     #[serde(default)]
     pub cluster: Cluster,
+    /// Faults the mock cloud injects for the whole trial (from before the first step to the
+    /// end), e.g. an unreachable IMDS or a slow ARM.
+    #[serde(default)]
+    pub faults: Vec<Located<FaultDecl>>,
     /// What to do, in order; each step may carry expectations.
     pub steps: Vec<Located<Step>>,
 }
@@ -137,6 +146,50 @@ pub struct Cloud {
     /// Which identities are assigned to each node's VM scale set (`node-0: [reader]`).
     #[serde(default)]
     pub node_identities: Named<Vec<Name>>,
+    /// How ARM treats MIC's calls: role checks and long-running operations (standard mode).
+    #[serde(default)]
+    pub arm: Option<ArmBehaviour>,
+    /// How each node's instance metadata service treats identity requests: propagation delay
+    /// and throttling.
+    #[serde(default)]
+    pub imds: Option<ImdsBehaviour>,
+}
+
+/// How the mock ARM treats the calls MIC makes to read and update machines.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ArmBehaviour {
+    /// ARM checks the caller's role assignments: MIC's principal needs `Virtual Machine
+    /// Contributor` and `Managed Identity Operator`, given in `roleAssignments` with principal
+    /// `mic`; without them ARM answers `AuthorizationFailed` or `LinkedAuthorizationFailed`.
+    #[serde(default)]
+    pub authorization: bool,
+    /// VM/VMSS PATCHes are long-running: ARM answers 202 with `Azure-AsyncOperation`, and the
+    /// operation reports `InProgress` this many times before `Succeeded` (0, the default, answers
+    /// synchronously).
+    #[serde(default)]
+    pub async_polls: Option<Located<u32>>,
+}
+
+impl ArmBehaviour {
+    /// The number of `InProgress` polls (0 when synchronous).
+    pub fn poll_count(&self) -> u32 {
+        self.async_polls.as_ref().map_or(0, |p| p.value)
+    }
+}
+
+/// How the mock instance metadata service of every node treats identity requests.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ImdsBehaviour {
+    /// A newly assigned identity answers 400 "Identity not found" for this long, as Azure does
+    /// while an assignment propagates to the machine.
+    #[serde(default)]
+    pub propagation_delay: Option<HumanDuration>,
+    /// Identity requests per second per machine above which IMDS answers 429 (too many
+    /// requests).
+    #[serde(default)]
+    pub requests_per_second: Option<Located<u32>>,
 }
 
 /// A user-assigned managed identity.
@@ -181,22 +234,26 @@ pub struct StorageAccountDecl {
     pub containers: IndexMap<Name, IndexMap<Name, String>>,
 }
 
-/// A role on a storage account or one of its containers, for an identity or service principal.
+/// A role for an identity or service principal: a storage role on a storage account or one of
+/// its containers, or an ARM role (on the subscription) for MIC's principal `mic`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RoleAssignmentDecl {
-    /// Name of an identity or service principal declared under `cloud`.
+    /// Name of an identity or service principal declared under `cloud`, or `mic` for the
+    /// principal MIC authenticates to ARM as (ARM roles only).
     pub principal: Name,
     /// The built-in role to assign.
     pub role: Located<Role>,
-    /// Name of a storage account declared under `cloud.storageAccounts`.
-    pub account: Name,
+    /// Name of a storage account declared under `cloud.storageAccounts`: required for storage
+    /// roles, not given for ARM roles (their scope is the subscription).
+    #[serde(default)]
+    pub account: Option<Name>,
     /// Limit the assignment to one container of the account.
     #[serde(default)]
     pub container: Option<Name>,
 }
 
-/// Built-in Azure roles that matter for blob access.
+/// Built-in Azure roles: those that matter for blob access, and the two MIC needs on ARM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum Role {
     #[serde(rename = "Storage Blob Data Reader")]
@@ -212,6 +269,38 @@ pub enum Role {
     Contributor,
     #[serde(rename = "Owner")]
     Owner,
+    /// ARM role MIC needs to read and update VMs and scale sets (assigned on the subscription).
+    #[serde(rename = "Virtual Machine Contributor")]
+    VirtualMachineContributor,
+    /// ARM role MIC needs to assign user-assigned identities to machines (assigned on the
+    /// subscription).
+    #[serde(rename = "Managed Identity Operator")]
+    ManagedIdentityOperator,
+}
+
+impl Role {
+    /// The role's name as Azure spells it (and scenarios write it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::StorageBlobDataReader => "Storage Blob Data Reader",
+            Role::StorageBlobDataContributor => "Storage Blob Data Contributor",
+            Role::StorageBlobDataOwner => "Storage Blob Data Owner",
+            Role::Reader => "Reader",
+            Role::Contributor => "Contributor",
+            Role::Owner => "Owner",
+            Role::VirtualMachineContributor => "Virtual Machine Contributor",
+            Role::ManagedIdentityOperator => "Managed Identity Operator",
+        }
+    }
+
+    /// ARM roles are assigned on the subscription and take no `account`; every other role is
+    /// assigned on a storage account (or one of its containers).
+    pub fn is_arm(self) -> bool {
+        matches!(
+            self,
+            Role::VirtualMachineContributor | Role::ManagedIdentityOperator
+        )
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -351,6 +440,11 @@ pub struct PodDecl {
     /// run, when NMI must already serve it).
     #[serde(default)]
     pub phase: Option<Located<PodPhase>>,
+    /// Another pod on the same node whose IP this Pod object reports as its `status.podIP`; the
+    /// pod gets no network of its own (a stale or forged status, for duplicate-IP scenarios), so
+    /// no step can send from it.
+    #[serde(default)]
+    pub ip_of: Option<Name>,
 }
 
 impl PodDecl {
@@ -405,9 +499,9 @@ pub enum PodPhase {
 // Steps
 // ---------------------------------------------------------------------------------------------
 
-/// One step: exactly one action key (`token`, `blob`, `apply`, `delete`, `patch`, `wait`,
-/// `sleep`, `cloud`, `stop`, `start`, `kill`, `restart`, `health`), an optional `name`, and
-/// optional `expect`ations.
+/// One step: exactly one action key (`token`, `blob`, `exec`, `apply`, `delete`, `patch`,
+/// `wait`, `sleep`, `cloud`, `stop`, `start`, `kill`, `restart`, `health`), an optional `name`,
+/// optional `faults` active while it runs, and optional `expect`ations.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Step {
@@ -424,6 +518,9 @@ pub struct Step {
     /// Get a token inside a pod, then use it against Blob storage.
     #[serde(default)]
     pub blob: Option<BlobStep>,
+    /// Run one of the project's SDK clients (or a raw command) inside a pod.
+    #[serde(default)]
+    pub exec: Option<ExecStep>,
     /// Create (or replace) more objects, same shorthand as `cluster`.
     #[serde(default)]
     pub apply: Option<Cluster>,
@@ -461,6 +558,9 @@ pub struct Step {
     /// Retry the action until the expectations hold or this much time has passed.
     #[serde(default)]
     pub within: Option<HumanDuration>,
+    /// Faults the mock cloud injects only while this step runs (its retries included).
+    #[serde(default)]
+    pub faults: Vec<Located<FaultDecl>>,
     /// What the step must observe.
     #[serde(default)]
     pub expect: Option<Expect>,
@@ -471,6 +571,7 @@ pub struct Step {
 pub enum Action<'a> {
     Token(&'a TokenStep),
     Blob(&'a BlobStep),
+    Exec(&'a ExecStep),
     Apply(&'a Cluster),
     Delete(&'a ObjectRef),
     Patch(&'a PatchStep),
@@ -506,6 +607,7 @@ impl Action<'_> {
         match self {
             Action::Token(_) => "token",
             Action::Blob(_) => "blob",
+            Action::Exec(_) => "exec",
             Action::Apply(_) => "apply",
             Action::Delete(_) => "delete",
             Action::Patch(_) => "patch",
@@ -534,6 +636,9 @@ impl Step {
         }
         if let Some(a) = &self.blob {
             out.push(Action::Blob(a));
+        }
+        if let Some(a) = &self.exec {
+            out.push(Action::Exec(a));
         }
         if let Some(a) = &self.apply {
             out.push(Action::Apply(a));
@@ -602,7 +707,8 @@ impl<'a> IdentitySelector<'a> {
     }
 }
 
-/// A token request from a pod to the instance metadata endpoint (169.254.169.254).
+/// A token request from a pod to the instance metadata endpoint (169.254.169.254 unless
+/// `endpoint` says otherwise).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TokenStep {
@@ -630,9 +736,10 @@ pub struct TokenStep {
     /// Send the `Metadata: true` header (default true).
     #[serde(default = "yes")]
     pub metadata_header: bool,
-    /// Extra request headers.
+    /// Extra request headers; a list sends the header once per value, in order
+    /// (`Metadata: ["false", "true"]`).
     #[serde(default)]
-    pub headers: IndexMap<String, Template>,
+    pub headers: IndexMap<String, HeaderValue>,
     /// Request path (default `/metadata/identity/oauth2/token`), for malformed-path checks.
     #[serde(default)]
     pub path: Option<Template>,
@@ -643,10 +750,139 @@ pub struct TokenStep {
     /// every answer must meet the step's expectations.
     #[serde(default)]
     pub concurrent: Option<Located<u32>>,
+    /// Base URL the request goes to (default `http://169.254.169.254`), e.g.
+    /// `http://${nodes.node-0.ip}:8085` for NMI's port on the node.
+    #[serde(default)]
+    pub endpoint: Option<Template>,
+    /// Send from this IPv4 address instead of the pod's own (e.g. `${pods.other.ip}`, to
+    /// impersonate another pod).
+    #[serde(default)]
+    pub source_address: Option<Template>,
 }
 
 fn yes() -> bool {
     true
+}
+
+/// A request header's value: one value, or a list sending the header once per value in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum HeaderValue {
+    One(Template),
+    Many(Vec<Template>),
+}
+
+impl HeaderValue {
+    /// The values, in the order the header is sent.
+    pub fn values(&self) -> impl Iterator<Item = &Template> {
+        match self {
+            HeaderValue::One(v) => std::slice::from_ref(v).iter(),
+            HeaderValue::Many(list) => list.iter(),
+        }
+    }
+}
+
+/// Reads a header value as written: a scalar (its position kept) or a list of scalars. Written
+/// by hand because an untagged enum would lose the positions of the values.
+impl<'de> Deserialize<'de> for HeaderValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        enum Written {
+            One(String),
+            Many(Vec<Template>),
+        }
+        impl<'de> Deserialize<'de> for Written {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct WrittenVisitor;
+                impl<'de> serde::de::Visitor<'de> for WrittenVisitor {
+                    type Value = Written;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("a header value such as \"true\", or a list of values")
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Written, E> {
+                        Ok(Written::One(v.to_string()))
+                    }
+                    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Written, E> {
+                        Ok(Written::One(v.to_string()))
+                    }
+                    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Written, E> {
+                        Ok(Written::One(v.to_string()))
+                    }
+                    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Written, E> {
+                        Ok(Written::One(v.to_string()))
+                    }
+                    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Written, E> {
+                        Err(E::custom(format!(
+                            "header value {v} is read as a number, which may not keep its spelling (`1.10` reads as 1.1); quote it"
+                        )))
+                    }
+                    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                        self,
+                        mut seq: A,
+                    ) -> Result<Written, A::Error> {
+                        let mut values = Vec::new();
+                        while let Some(v) = seq.next_element::<Template>()? {
+                            values.push(v);
+                        }
+                        Ok(Written::Many(values))
+                    }
+                }
+                d.deserialize_any(WrittenVisitor)
+            }
+        }
+        let written = Located::<Written>::deserialize(deserializer)?;
+        Ok(match written.value {
+            Written::One(value) => HeaderValue::One(Located {
+                value,
+                at: written.at,
+            }),
+            Written::Many(values) => HeaderValue::Many(values),
+        })
+    }
+}
+
+/// The SDK clients of the project, each with the same command line (see `scenarios/README.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientKind {
+    /// The Python client (`azure-identity` and `azure-storage-blob`).
+    Python,
+    /// The JavaScript client (`@azure/identity` and `@azure/storage-blob`).
+    Javascript,
+    /// The Azure CLI.
+    Azcli,
+}
+
+impl ClientKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientKind::Python => "python",
+            ClientKind::Javascript => "javascript",
+            ClientKind::Azcli => "azcli",
+        }
+    }
+}
+
+/// A command run inside a pod: one of the project's SDK clients, or a raw command. Its exit
+/// code, standard output and standard error are what `expect` judges.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExecStep {
+    /// The pod the command runs in: a pod or a group member (`<group>-<i>`), not a whole group.
+    pub pod: Name,
+    /// One of the project's clients: `python`, `javascript` or `azcli` (give this or
+    /// `command`).
+    #[serde(default)]
+    pub client: Option<Located<ClientKind>>,
+    /// A raw command line, program first (give this or `client`).
+    #[serde(default)]
+    pub command: Vec<Template>,
+    /// Arguments after the client's program, e.g. `[token, --resource, https://vault.azure.net]`
+    /// (with `client` only).
+    #[serde(default)]
+    pub args: Vec<Template>,
+    /// Extra environment variables.
+    #[serde(default)]
+    pub env: IndexMap<String, Template>,
 }
 
 /// What a blob step does with the token it gets.
@@ -713,6 +949,50 @@ macro_rules! identity_selector {
 }
 identity_selector!(TokenStep);
 identity_selector!(BlobStep);
+
+/// One fault rule of the mock cloud: requests that match (service, node, path, method, client
+/// ID) are answered with `status`, delayed by `latency`, or cut off (`disconnect`), for the next
+/// `count` matches or for `duration`, whichever ends first.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FaultDecl {
+    /// The service that misbehaves: `imds`, `aad`, `arm` or `blob`.
+    pub service: Located<Service>,
+    /// `imds` only: just this node's metadata service (default every node's).
+    #[serde(default)]
+    pub node: Option<Name>,
+    /// Only requests whose path starts with this, case-insensitively (default every path).
+    #[serde(default)]
+    pub path: Option<Template>,
+    /// Only requests with this HTTP method (default any).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// `imds` and `aad` only: requests naming this client ID (query or form `client_id`).
+    #[serde(default)]
+    pub client_id: Option<Template>,
+    /// Answer with this status instead of the real answer.
+    #[serde(default)]
+    pub status: Option<Located<u16>>,
+    /// With `status`: the answer's body.
+    #[serde(default)]
+    pub body: Option<Template>,
+    /// With `status`: the answer's `Retry-After` header.
+    #[serde(default)]
+    pub retry_after: Option<String>,
+    /// Wait this long before answering (with `status`), closing (with `disconnect`) or passing
+    /// the request on.
+    #[serde(default)]
+    pub latency: Option<HumanDuration>,
+    /// Close the connection without an answer, as for an unreachable service.
+    #[serde(default)]
+    pub disconnect: bool,
+    /// Only the next this many matching requests (default every one).
+    #[serde(default)]
+    pub count: Option<Located<u32>>,
+    /// Only for this long after the fault is put in place (default as long as it is in place).
+    #[serde(default)]
+    pub duration: Option<HumanDuration>,
+}
 
 /// Kinds of object the steps can address by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -907,9 +1187,26 @@ pub struct Expect {
     /// Blob storage error code (`x-ms-error-code`), e.g. `AuthorizationPermissionMismatch`.
     #[serde(default)]
     pub error_code: Option<Template>,
+    /// `exec` steps: the command's exit code.
+    #[serde(default)]
+    pub exit_code: Option<Located<i32>>,
+    /// `exec` steps: checks on the command's standard output.
+    #[serde(default)]
+    pub stdout: Option<BodyExpect>,
+    /// `exec` steps: checks on the command's standard error.
+    #[serde(default)]
+    pub stderr: Option<BodyExpect>,
     /// The whole action took at most this long.
     #[serde(default)]
     pub max_latency: Option<HumanDuration>,
+    /// The whole action took at least this long (a client or NMI waited, e.g. for
+    /// `Retry-After` or a retry backoff).
+    #[serde(default)]
+    pub min_latency: Option<HumanDuration>,
+    /// `token`/`blob` steps: `false` when the request must get no HTTP answer at all (the
+    /// connection never opens or is closed); every answer is then a failure.
+    #[serde(default)]
+    pub answered: Option<Located<bool>>,
     /// What the mock cloud received while the step ran.
     #[serde(default)]
     pub requests: Vec<Located<RequestExpect>>,
@@ -1033,7 +1330,7 @@ impl StatusExpect {
     }
 }
 
-/// Body checks; several may be combined.
+/// Checks on a body (or an exec step's output); several may be combined.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BodyExpect {
@@ -1078,6 +1375,17 @@ pub enum Service {
     Aad,
     Arm,
     Blob,
+}
+
+impl Service {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::Imds => "imds",
+            Service::Aad => "aad",
+            Service::Arm => "arm",
+            Service::Blob => "blob",
+        }
+    }
 }
 
 /// How many requests matching a filter the mock cloud received during the step.

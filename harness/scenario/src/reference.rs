@@ -57,7 +57,7 @@ impl Root {
             Root::StorageAccounts => &["name", "url"],
             Root::Pods => &["ip", "name", "namespace", "node"],
             Root::Namespaces => &["name"],
-            Root::Nodes => &["name"],
+            Root::Nodes => &["name", "ip"],
             Root::Cloud => &[
                 "tenantId",
                 "subscriptionId",

@@ -26,6 +26,8 @@ const HEADERS: &[&str] = &[
     "nmi:\n  flags: [\"--x=${pods.app.ip}\", \"--y=${scenario.micNamespace}\"]\n",
     "cloud:\n  identities:\n    reader: {}\n    cluster: {}\n  servicePrincipals:\n    sp: {certificate: true}\n",
     "cloud:\n  identities:\n    reader: {}\n  nodeIdentities:\n    node-0: [reader, cluster]\n",
+    "cloud:\n  arm: {authorization: true, asyncPolls: 2}\n  imds: {propagationDelay: 1s, requestsPerSecond: 0}\n  roleAssignments:\n    - {principal: mic, role: Managed Identity Operator}\n    - {principal: mic, role: Reader, account: x, container: y}\n    - {principal: reader, role: Virtual Machine Contributor, account: x}\n",
+    "faults:\n  - {service: imds, node: node-9, status: 700, disconnect: true, count: 0}\n  - {service: arm, clientId: \"${identities.reader.clientId}\", body: b, retryAfter: \"\"}\n  - {service: aad, path: nope, method: get, latency: 0s, duration: 0s}\n",
 ];
 
 /// `cluster` sections with pods, groups and MIC's namespace.
@@ -34,6 +36,7 @@ const CLUSTERS: &[&str] = &[
     "cluster:\n  namespaces: [mic, other]\n  pods:\n    app: {node: node-1, namespace: mic, phase: Pending}\n",
     "cluster:\n  pods:\n    app: {node: node-0, replicas: 4, owner: {kind: ReplicaSet, name: mic-1}}\n    app-1: {node: node-0}\n",
     "cluster:\n  pods:\n    app: {node: node-0, replicas: 0}\n    big: {node: node-1, replicas: 4294967295}\n",
+    "cluster:\n  pods:\n    app: {node: node-0}\n    stale: {node: node-1, ipOf: app}\n    loop: {node: node-0, ipOf: loop}\n    clones: {node: node-0, replicas: 2, ipOf: stale}\n",
 ];
 
 /// Steps using the new keys, right and wrong.
@@ -55,6 +58,14 @@ const STEPS: &[&str] = &[
     "  - wait: {kind: Pod, name: app, fields: {status.phase: \"${pods.app.namespace}\"}}\n    expect:\n      nodeIdentities:\n        node-0: {has: [reader], lacks: [reader]}\n        node-1: {}\n",
     "  - sleep: 1s\n    expect:\n      objects:\n        - {kind: AzureAssignedIdentity, namespace: mic, count: 0, absent: true, fields: {a: b}}\n        - {kind: Secret}\n",
     "  - delete: {kind: Pod, name: app}\n    within: 0s\n",
+    "  - exec: {pod: app, client: python, args: [token, --resource, \"${nodes.node-0.ip}\"], env: {A-B: c}}\n    expect: {exitCode: 0, stdout: {json: {ok: true}}, stderr: {equals: \"\"}}\n",
+    "  - exec: {pod: app, client: azcli, command: [cat], args: [x]}\n    within: 1s\n    expect: {exitCode: 256, status: 200, token: {}}\n",
+    "  - exec: {pod: stale}\n    faults: [{service: imds, disconnect: true}]\n",
+    "  - token: {pod: stale, endpoint: \"http://${nodes.node-7.ip}:2579/x\", sourceAddress: \"${pods.app.ip}\", headers: {Metadata: [\"false\", true], X: [], \"a b\": 1}}\n    expect: {status: 200, exitCode: 1, stdout: {contains: x}}\n",
+    "  - sleep: 1s\n    faults:\n      - {service: blob, status: 503, retryAfter: \"2\", count: 1}\n    expect: {stderr: {contains: x}}\n",
+    "  - cloud: {addRole: {principal: mic, role: Virtual Machine Contributor, account: x}}\n",
+    "  - token: {pod: app, resource: r}\n    expect: {answered: false, status: 200, minLatency: 3s, maxLatency: 1s}\n",
+    "  - health: {component: nmi}\n    expect: {answered: true, minLatency: 1s}\n",
 ];
 
 /// A scenario from a header, a cluster and some steps, in the given order.

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use super::assertion::{self, JWT_BEARER};
 use super::error::AadError;
 use super::form::{TokenForm, parse_basic, parse_form};
-use crate::audience::is_known_resource;
+use crate::audience::{is_first_party_resource, is_known_resource};
 use crate::context::ServerCtx;
 use crate::observe::{RequestNote, with_note};
 use crate::request_parts::header_str;
@@ -78,16 +78,19 @@ fn issue(
     form: &TokenForm,
     version: TokenVersion,
 ) -> Result<Response, AadError> {
-    let (principal, resource, tenant_id) = ctx
-        .core
-        .with_state(|state| check_grant(state, tenant, headers, form, version))?;
+    let (principal, resource, tenant_id, first_party) = ctx.core.with_state(|state| {
+        check_grant(state, tenant, headers, form, version).map(|(p, r, t)| {
+            let first_party = is_first_party_resource(&r, &state.account_names());
+            (p, r, t, first_party)
+        })
+    })?;
     let token = ctx
         .core
         .mint(
             &tenant_id,
             &principal,
             &resource,
-            version,
+            token_version(version, first_party),
             mint::now_secs(),
             mint::SP_LIFETIME_SECS,
         )
@@ -126,6 +129,18 @@ fn issue(
         Json(body),
     )
         .into_response())
+}
+
+/// The version of the token AAD issues: first-party resources (ARM, Storage, Key Vault, Graph,
+/// …) accept v1 tokens, so they get v1 tokens from the v2 endpoint too; other resources get the
+/// endpoint's version (as an app registered with `accessTokenAcceptedVersion: 2` does from the
+/// v2 endpoint). The response body keeps the endpoint's shape either way.
+fn token_version(endpoint: TokenVersion, first_party_resource: bool) -> TokenVersion {
+    if first_party_resource {
+        TokenVersion::V1
+    } else {
+        endpoint
+    }
 }
 
 /// Under the state lock: validates the grant the way AAD does and resolves who the token is

@@ -1,8 +1,14 @@
-//! Azure Resource Manager: subscriptions, VM/VMSS identity GET/PATCH, user-assigned identities.
+//! Azure Resource Manager: subscriptions, VM/VMSS identity GET/PATCH/PUT (optionally
+//! long-running), Compute operation status, user-assigned identities; bearer authentication
+//! and, when switched on, role-based authorization.
 
 mod auth;
 mod error;
 pub mod identity_patch;
+mod machine_write;
+pub(crate) mod operations;
+mod rbac;
+mod render;
 mod resources;
 
 use std::sync::Arc;
@@ -13,13 +19,30 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 
+use crate::behaviour::ArmBehaviour;
 use crate::context::ServerCtx;
 use crate::observe::{RequestNote, query_pairs, with_note};
+use crate::request_parts::https_base;
+use crate::token::AccessTokenClaims;
 use error::arm_error;
 
 /// Routes of the ARM mock (one dispatcher: ARM paths are case-insensitive).
 pub(crate) fn router() -> Router<Arc<ServerCtx>> {
     Router::new().fallback(dispatch)
+}
+
+/// An authenticated ARM request, as the handlers see it.
+pub(crate) struct ArmRequest<'a> {
+    pub method: &'a Method,
+    pub body: &'a [u8],
+    /// The verified token of the caller.
+    pub caller: &'a AccessTokenClaims,
+    /// The ARM behaviour in force when the request arrived.
+    pub behaviour: ArmBehaviour,
+    /// `https://HOST[:PORT]` as the client addressed ARM (links it is given point back there).
+    pub base_url: String,
+    /// The request's `api-version`.
+    pub api_version: String,
 }
 
 async fn dispatch(
@@ -38,10 +61,11 @@ async fn dispatch(
         resource: Some(claims.aud.clone()),
     };
     let query = query_pairs(uri.query());
-    if !query
+    let Some(api_version) = query
         .iter()
-        .any(|(k, v)| k == "api-version" && !v.is_empty())
-    {
+        .find(|(k, v)| k == "api-version" && !v.is_empty())
+        .map(|(_, v)| v.clone())
+    else {
         return with_note(
             arm_error(
                 StatusCode::BAD_REQUEST,
@@ -50,10 +74,18 @@ async fn dispatch(
             ),
             note,
         );
-    }
+    };
+    let req = ArmRequest {
+        method: &method,
+        body: &body,
+        caller: &claims,
+        behaviour: ctx.core.arm_behaviour(),
+        base_url: https_base(&headers, &uri, ctx.local_addr),
+        api_version,
+    };
     let segments: Vec<&str> = uri.path().split('/').filter(|s| !s.is_empty()).collect();
     let resp = ctx
         .core
-        .with_state_mut(|state| resources::route(state, &method, &segments, &body));
+        .with_state_mut(|state| resources::route(state, &req, &segments));
     with_note(resp, note)
 }

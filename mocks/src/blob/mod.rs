@@ -1,8 +1,10 @@
-//! Blob storage: Get/Put/Delete Blob, List Blobs, container create/properties, with bearer auth
-//! and data-plane RBAC. Accounts are addressed by host name or, for IP hosts, by path.
+//! Blob storage: Get/Put/Delete Blob, Put Block, Put Block List, Get Block List, List Blobs,
+//! container create/properties, with bearer auth and data-plane RBAC. Accounts are addressed
+//! by host name or, for IP hosts, by path.
 
 pub mod address;
 mod auth;
+mod blocks;
 mod ops;
 mod rbac;
 mod response;

@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 
 use super::address::BlobAddress;
+use super::blocks;
 use super::rbac::DataAction;
 use super::response::{ResponseContext, http_date};
 use super::xml;
@@ -25,6 +26,9 @@ pub(crate) enum Operation {
     BlobProperties,
     PutBlob,
     DeleteBlob,
+    PutBlock,
+    PutBlockList,
+    GetBlockList,
 }
 
 /// A deferred error response (built once the response context exists).
@@ -81,6 +85,9 @@ impl Operation {
                 ("HEAD", None) => Ok(Self::BlobProperties),
                 ("PUT", None) => Ok(Self::PutBlob),
                 ("DELETE", None) => Ok(Self::DeleteBlob),
+                ("PUT", Some("block")) => Ok(Self::PutBlock),
+                ("PUT", Some("blocklist")) => Ok(Self::PutBlockList),
+                ("GET" | "HEAD", Some("blocklist")) => Ok(Self::GetBlockList),
                 (_, Some(_)) => Err(refuse(
                     StatusCode::NOT_IMPLEMENTED,
                     "NotImplemented",
@@ -98,21 +105,22 @@ impl Operation {
             | Self::ContainerProperties
             | Self::ListBlobs
             | Self::GetBlob
-            | Self::BlobProperties => DataAction::Read,
-            Self::PutBlob => DataAction::Write,
+            | Self::BlobProperties
+            | Self::GetBlockList => DataAction::Read,
+            Self::PutBlob | Self::PutBlock | Self::PutBlockList => DataAction::Write,
             Self::DeleteBlob => DataAction::Delete,
             Self::CreateContainer | Self::DeleteContainer => DataAction::ManageContainers,
         }
     }
 }
 
-fn set(resp: &mut Response, name: &'static str, value: &str) {
+pub(super) fn set(resp: &mut Response, name: &'static str, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         resp.headers_mut().insert(name, v);
     }
 }
 
-fn empty(status: StatusCode) -> Response {
+pub(super) fn empty(status: StatusCode) -> Response {
     let mut r = Response::new(Body::empty());
     *r.status_mut() = status;
     r
@@ -223,6 +231,7 @@ pub(crate) fn execute(
                 etag: new_etag(),
                 modified: now,
                 blobs: Default::default(),
+                uncommitted: Default::default(),
             };
             let mut r = empty(StatusCode::CREATED);
             set(&mut r, "etag", &c.etag);
@@ -372,14 +381,30 @@ pub(crate) fn execute(
                 etag: new_etag(),
                 created,
                 modified: now,
+                blocks: Vec::new(),
             };
             let mut r = empty(StatusCode::CREATED);
             set(&mut r, "etag", &blob.etag);
             set(&mut r, "last-modified", &http_date(now));
             set(&mut r, "x-ms-request-server-encrypted", "true");
+            c.uncommitted.remove(&bname);
             c.blobs.insert(bname, blob);
             c.modified = now;
             r
+        }
+        Operation::PutBlock | Operation::PutBlockList | Operation::GetBlockList => {
+            let Some(c) = account.containers.get_mut(&cname) else {
+                return container_not_found(rc);
+            };
+            let result = match op {
+                Operation::PutBlock => blocks::put_block(c, &bname, query, body),
+                Operation::PutBlockList => blocks::put_block_list(c, &bname, headers, &body, now),
+                _ => blocks::get_block_list(c, &bname, query),
+            };
+            match result {
+                Ok(r) => r,
+                Err(e) => return rc.error(e.status, e.code, e.message, None),
+            }
         }
         Operation::DeleteBlob => {
             let Some(c) = account.containers.get_mut(&cname) else {
@@ -388,6 +413,7 @@ pub(crate) fn execute(
             if c.blobs.remove(&bname).is_none() {
                 return blob_not_found(rc);
             }
+            c.uncommitted.remove(&bname);
             let mut r = empty(StatusCode::ACCEPTED);
             set(&mut r, "x-ms-delete-type-permanent", "true");
             r

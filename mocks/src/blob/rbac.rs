@@ -15,13 +15,17 @@ pub enum DataAction {
     ManageContainers,
 }
 
-/// Whether `role` grants `action`. Control-plane roles (Reader/Contributor/Owner) grant no
-/// blob data access, as in Azure.
+/// Whether `role` grants `action`. Control-plane roles (Reader, Contributor, Owner, Virtual
+/// Machine Contributor, Managed Identity Operator) grant no blob data access, as in Azure.
 pub fn allows(role: BuiltinRole, action: DataAction) -> bool {
     match role {
         BuiltinRole::StorageBlobDataReader => action == DataAction::Read,
         BuiltinRole::StorageBlobDataContributor | BuiltinRole::StorageBlobDataOwner => true,
-        BuiltinRole::Reader | BuiltinRole::Contributor | BuiltinRole::Owner => false,
+        BuiltinRole::Reader
+        | BuiltinRole::Contributor
+        | BuiltinRole::Owner
+        | BuiltinRole::VirtualMachineContributor
+        | BuiltinRole::ManagedIdentityOperator => false,
     }
 }
 

@@ -165,6 +165,41 @@ pub fn list_containers(service_endpoint: &str, items: Vec<ContainerItem>) -> Str
     })
 }
 
+/// One `<Block>` of a Get Block List answer: its Base64 id and size in bytes.
+#[derive(Debug, Serialize)]
+pub struct BlockItem {
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Size")]
+    pub size: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct Blocks {
+    #[serde(rename = "Block", default)]
+    block: Vec<BlockItem>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename = "BlockList")]
+struct BlockListDoc {
+    #[serde(rename = "CommittedBlocks", skip_serializing_if = "Option::is_none")]
+    committed: Option<Blocks>,
+    #[serde(rename = "UncommittedBlocks", skip_serializing_if = "Option::is_none")]
+    uncommitted: Option<Blocks>,
+}
+
+/// Get Block List response body; a list not asked for is left out.
+pub fn block_list(
+    committed: Option<Vec<BlockItem>>,
+    uncommitted: Option<Vec<BlockItem>>,
+) -> String {
+    serialize(&BlockListDoc {
+        committed: committed.map(|block| Blocks { block }),
+        uncommitted: uncommitted.map(|block| Blocks { block }),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +225,32 @@ mod tests {
             Some("Issuer validation failed. Issuer did not match."),
         );
         assert!(x.contains("<AuthenticationErrorDetail>Issuer validation failed. Issuer did not match.</AuthenticationErrorDetail>"));
+    }
+
+    #[test]
+    fn block_list_document_shape() {
+        let x = block_list(
+            Some(vec![BlockItem {
+                name: "QQ==".into(),
+                size: 3,
+            }]),
+            Some(vec![]),
+        );
+        assert!(
+            x.starts_with("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList><CommittedBlocks><Block><Name>QQ==</Name><Size>3</Size></Block></CommittedBlocks>"),
+            "{x}"
+        );
+        assert!(
+            x.contains("<UncommittedBlocks/>")
+                || x.contains("<UncommittedBlocks></UncommittedBlocks>"),
+            "{x}"
+        );
+        let x = block_list(None, Some(vec![]));
+        assert!(
+            !x.contains("CommittedBlocks>") || x.contains("UncommittedBlocks"),
+            "{x}"
+        );
+        assert!(!x.contains("<CommittedBlocks"), "{x}");
     }
 
     #[test]

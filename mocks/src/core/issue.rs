@@ -74,7 +74,7 @@ fn resolve(state: &CloudState, subject: &TokenSubject) -> Result<(Principal, u64
                                 (
                                     s.client_id.clone(),
                                     s.principal_id.clone(),
-                                    m.kind_resource_id(&state.subscription_id),
+                                    m.mirid(&state.subscription_id),
                                 )
                             })
                     })

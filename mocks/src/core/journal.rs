@@ -1,10 +1,11 @@
 //! The request log with its sequence numbers, and the fault rules consulted before each request.
 
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use super::{CloudCore, lock};
-use crate::fault::FaultRule;
-use crate::record::{RecordedRequest, Service};
+use crate::fault::{FaultId, FaultRule, FaultTarget};
+use crate::record::RecordedRequest;
 
 impl CloudCore {
     /// Claims the sequence number of a request that has just arrived.
@@ -33,9 +34,14 @@ impl CloudCore {
         all
     }
 
-    /// Installs a fault rule.
-    pub(crate) fn add_fault(&self, rule: FaultRule) {
-        lock(&self.faults).add(rule);
+    /// Installs a fault rule; its `duration` counts from now.
+    pub(crate) fn add_fault(&self, rule: FaultRule) -> FaultId {
+        lock(&self.faults).add(rule, Instant::now())
+    }
+
+    /// Removes one fault rule; returns whether it was still installed.
+    pub(crate) fn remove_fault(&self, id: FaultId) -> bool {
+        lock(&self.faults).remove(id, Instant::now())
     }
 
     /// Removes every fault rule.
@@ -44,13 +50,7 @@ impl CloudCore {
     }
 
     /// Takes one use of the first fault rule matching this request, if any.
-    pub(crate) fn take_fault(
-        &self,
-        service: Service,
-        label: &str,
-        method: &str,
-        path: &str,
-    ) -> Option<FaultRule> {
-        lock(&self.faults).take(service, label, method, path)
+    pub(crate) fn take_fault(&self, target: &FaultTarget<'_>) -> Option<FaultRule> {
+        lock(&self.faults).take(target, Instant::now())
     }
 }

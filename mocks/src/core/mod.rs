@@ -4,6 +4,7 @@
 
 mod issue;
 mod journal;
+mod runtime;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, MutexGuard};
@@ -25,6 +26,7 @@ pub(crate) struct CloudCore {
     log: Mutex<Vec<RecordedRequest>>,
     seq: AtomicU64,
     faults: Mutex<FaultSet>,
+    runtime: Mutex<runtime::Runtime>,
 }
 
 /// Locks a mutex, recovering from poisoning (a panicked handler must not wedge the cloud).
@@ -51,6 +53,7 @@ impl CloudCore {
             log: Mutex::new(Vec::new()),
             seq: AtomicU64::new(1),
             faults: Mutex::new(FaultSet::default()),
+            runtime: Mutex::new(runtime::Runtime::default()),
         })
     }
 

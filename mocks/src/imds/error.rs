@@ -27,6 +27,24 @@ pub(crate) fn metadata_required() -> Response {
     )
 }
 
+/// The 400 sent when the machine has no such identity (or not yet: it is still propagating).
+pub(crate) fn identity_not_found() -> Response {
+    imds_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        "Identity not found",
+    )
+}
+
+/// The 429 sent when a machine's identity requests exceed the rate limit.
+pub(crate) fn too_many_requests() -> Response {
+    imds_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_requests",
+        "Too many requests to the managed identity endpoint of this machine; retry later",
+    )
+}
+
 /// The 400 sent for a missing or unsupported `api-version`.
 pub(crate) fn bad_api_version(missing: bool) -> Response {
     let error = if missing {

@@ -1,6 +1,7 @@
 //! `GET /metadata/identity/oauth2/token`: managed-identity tokens for this machine.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::{OriginalUri, State};
@@ -8,7 +9,10 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
-use super::error::{bad_api_version, imds_error, metadata_required, with_server};
+use super::error::{
+    bad_api_version, identity_not_found, imds_error, metadata_required, too_many_requests,
+    with_server,
+};
 use super::query::{ApiVersionCheck, ImdsQuery, Selector, check_api_version, selector};
 use crate::audience::is_known_resource;
 use crate::context::ServerCtx;
@@ -40,6 +44,11 @@ pub(crate) async fn token(
 
 /// Validates the request the way IMDS does and issues the token.
 fn respond(ctx: &ServerCtx, method: &Method, headers: &HeaderMap, q: &ImdsQuery) -> Response {
+    if let Some(machine) = &ctx.machine {
+        if !ctx.core.admit_imds_request(machine, Instant::now()) {
+            return too_many_requests();
+        }
+    }
     if method != Method::GET {
         return imds_error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -80,9 +89,16 @@ fn respond(ctx: &ServerCtx, method: &Method, headers: &HeaderMap, q: &ImdsQuery)
         Ok(s) => s,
         Err(msg) => return imds_error(StatusCode::BAD_REQUEST, "invalid_request", msg),
     };
-    let found = ctx
-        .core
-        .with_state(|state| resolve(state, ctx.machine.as_ref(), &sel, resource));
+    let propagation_delay = ctx.core.imds_behaviour().propagation_delay;
+    let found = ctx.core.with_state(|state| {
+        resolve(
+            state,
+            ctx.machine.as_ref(),
+            &sel,
+            resource,
+            propagation_delay,
+        )
+    });
     let (identity, tenant_id) = match found {
         Ok(found) => found,
         Err(resp) => return *resp,
@@ -133,18 +149,16 @@ fn respond(ctx: &ServerCtx, method: &Method, headers: &HeaderMap, q: &ImdsQuery)
 }
 
 /// Under the state lock: the identity `sel` picks on `machine` and the tenant, or IMDS's 400.
+/// An identity assigned less than `propagation_delay` ago is not found yet.
 fn resolve(
     state: &CloudState,
     machine: Option<&MachineRef>,
     sel: &Selector,
     resource: &str,
+    propagation_delay: Option<Duration>,
 ) -> Result<(ResolvedIdentity, String), Box<Response>> {
     let Some(idx) = machine.and_then(|m| state.machine_index(m)) else {
-        return Err(Box::new(imds_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "Identity not found",
-        )));
+        return Err(Box::new(identity_not_found()));
     };
     let state_sel = match sel {
         Selector::Default => IdentitySelector::None,
@@ -154,13 +168,7 @@ fn resolve(
     };
     let identity = match state.select_identity(idx, &state_sel) {
         Ok(i) => i,
-        Err(SelectError::NotFound) => {
-            return Err(Box::new(imds_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "Identity not found",
-            )));
-        }
+        Err(SelectError::NotFound) => return Err(Box::new(identity_not_found())),
         Err(SelectError::Ambiguous) => {
             return Err(Box::new(imds_error(
                 StatusCode::BAD_REQUEST,
@@ -169,6 +177,12 @@ fn resolve(
             )));
         }
     };
+    if propagation_delay
+        .is_some_and(|d| state.machines[idx].still_propagating(&identity.mirid, d, Instant::now()))
+    {
+        tracing::info!(mirid = %identity.mirid, "IMDS: identity still propagating");
+        return Err(Box::new(identity_not_found()));
+    }
     if !is_known_resource(resource, &state.account_names(), &state.extra_resources) {
         let msg = format!(
             "AADSTS500011: The resource principal named {resource} was not found in the tenant named {}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.",

@@ -173,6 +173,23 @@ pub fn spec(cert_pem: &str) -> CloudSpec {
     }
 }
 
+/// MIC's pattern for identity IDs in an ARM error (aad-pod-identity v1.8.17
+/// pkg/cloudprovider/cloudprovider.go, `userAssignedIdentitiesPattern`).
+pub const MIC_ERROR_IDS: &str = r"'(,?(?i)/subscriptions/[a-zA-Z0-9-_]+/resourcegroups/[a-zA-Z0-9-_]+/providers/Microsoft.ManagedIdentity/userAssignedIdentities/[a-zA-Z0-9-_]+)+'";
+
+/// What MIC extracts from an error text before dropping those IDs and retrying.
+pub fn mic_extracted_ids(message: &str) -> Vec<String> {
+    let re = regex::Regex::new(MIC_ERROR_IDS).unwrap();
+    let Some(m) = re.find(message) else {
+        return Vec::new();
+    };
+    let quoted = m.as_str();
+    quoted[1..quoted.len() - 1]
+        .split(',')
+        .map(str::to_string)
+        .collect()
+}
+
 pub fn loopback() -> TcpListener {
     TcpListener::bind("127.0.0.1:0").unwrap()
 }

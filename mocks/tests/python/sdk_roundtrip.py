@@ -4,6 +4,8 @@ Configuration comes from environment variables set by the Rust test (see tests/p
 Exit code 0 means every check passed; any failure raises.
 """
 
+import base64
+import json
 import os
 import sys
 
@@ -22,6 +24,12 @@ def env(name: str) -> str:
     return value
 
 
+def claims(token: str) -> dict:
+    """The payload of a JWT, undecoded by any JWT library (the SDK treats tokens as opaque)."""
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
 def main() -> None:
     tenant = env("MOCK_TENANT")
     blob_url = env("MOCK_BLOB_ACCOUNT_URL")
@@ -37,6 +45,12 @@ def main() -> None:
         authority=env("MOCK_AAD"),
         disable_instance_discovery=True,
     )
+    # Storage is a first-party resource: AAD's v2 endpoint (which MSAL uses) issues v1 tokens.
+    storage_claims = claims(sp.get_token("https://storage.azure.com/.default").token)
+    assert storage_claims["ver"] == "1.0", storage_claims
+    assert storage_claims["iss"] == f"https://sts.windows.net/{tenant}/", storage_claims
+    assert storage_claims["appid"] == env("MOCK_SP_CLIENT"), storage_claims
+    print("sp: v1 token for storage from the v2 endpoint")
     service = BlobServiceClient(account_url=blob_url, credential=sp)
     data = service.get_blob_client(container, blob).download_blob().readall().decode()
     assert data == expected, f"SP read {data!r}, expected {expected!r}"

@@ -13,10 +13,16 @@ use super::LocalCluster;
 use crate::LocalError;
 use crate::addressing::NodeAddressing;
 use crate::config::{LocalClusterConfig, NodeConfig};
+
 use crate::forwarder::LoopbackForwarder;
 use crate::nmi::kubelet_config_contents;
 use crate::objects::{node_object, node_status_patch, now_rfc3339};
 use crate::state::NamespaceKind;
+
+/// NMI's health port in the upstream manifests (`--http-probe-port=8085`).
+pub const NMI_PROBE_PORT: u16 = 8085;
+/// NMI's Prometheus port (its default `--prometheus-port`).
+pub const NMI_METRICS_PORT: u16 = 9090;
 use crate::teardown::RunRegistry;
 
 /// The address NMI intercepts and the mock IMDS listens on inside each node.
@@ -99,8 +105,10 @@ pub(super) async fn start_node(
     netns.write_sysctl("net.ipv4.conf.all.route_localnet", "1")?;
     registry.register_forwarder(&ns_name, LoopbackForwarder::start(&netns, api_port)?);
 
-    let probe_port = free_port_in(&netns)?;
-    let metrics_port = free_port_in(&netns)?;
+    // The ports of the upstream manifests (`--http-probe-port=8085`, the default
+    // `--prometheus-port=9090`): scenarios reach them from pods as on a real node.
+    let probe_port = NMI_PROBE_PORT;
+    let metrics_port = NMI_METRICS_PORT;
     let kubelet_config = config.work_dir.join(format!("kubelet-{}.conf", node.name));
     fs::write(&kubelet_config, kubelet_config_contents(&node.name))
         .map_err(|e| LocalError::io(format!("writing {}", kubelet_config.display()), e))?;

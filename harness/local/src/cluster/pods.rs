@@ -102,6 +102,35 @@ impl LocalCluster {
         self.unwire_pod(namespace, name, node, pod.host).await
     }
 
+    /// Creates a Pod object on `spec.node` whose status reports `ip`, another pod's address, and
+    /// that has no network of its own: what a stale status or a forged one looks like to NMI.
+    pub async fn create_pod_record(&self, spec: PodSpec, ip: Ipv4Addr) -> Result<(), LocalError> {
+        let node = self.known_node(&spec.node)?;
+        let (pods, what) = self.create_pod_object(&spec).await?;
+        let status = pod_status_patch(spec.phase, ip, node.addressing.host_ip(), &now_rfc3339());
+        pods.patch_status(&spec.name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .map_err(|e| LocalError::kube(format!("setting the status of {what}"), e))?;
+        Ok(())
+    }
+
+    /// Deletes a Pod object made by [`LocalCluster::create_pod_record`] (grace 0).
+    pub async fn delete_pod_record(&self, namespace: &str, name: &str) -> Result<(), LocalError> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            ..DeleteParams::default()
+        };
+        match pods.delete(name, &params).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(e) => Err(LocalError::kube(
+                format!("deleting pod {namespace}/{name}"),
+                e,
+            )),
+        }
+    }
+
     /// A command running `program` inside the pod's namespace via `ip netns exec`, so the pod's
     /// hosts file (see [`LocalCluster::set_pod_hosts`]) applies.
     pub fn pod_command(&self, pod: &LocalPod, program: &Path) -> tokio::process::Command {
@@ -144,18 +173,7 @@ impl LocalCluster {
         spec: &PodSpec,
         host: u8,
     ) -> Result<LocalPod, LocalError> {
-        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &spec.namespace);
-        let object: Pod =
-            serde_json::from_value(pod_object(spec, &uuid::Uuid::new_v4().to_string())).map_err(
-                |e| LocalError::Parse {
-                    what: format!("pod {}", spec.name),
-                    message: e.to_string(),
-                },
-            )?;
-        let what = format!("pod {}/{}", spec.namespace, spec.name);
-        pods.create(&PostParams::default(), &object)
-            .await
-            .map_err(|e| LocalError::kube(format!("creating {what}"), e))?;
+        let (pods, what) = self.create_pod_object(spec).await?;
 
         let ns_name = pod_namespace_name(&self.config.run_id, node.addressing.index, host);
         let _ = NetNamespace::delete_by_name(&ns_name);
@@ -186,6 +204,24 @@ impl LocalCluster {
             netns,
             host,
         })
+    }
+
+    /// Creates the Pod object of `spec` (owned through a generated uid); returns its API and a
+    /// name for messages.
+    async fn create_pod_object(&self, spec: &PodSpec) -> Result<(Api<Pod>, String), LocalError> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &spec.namespace);
+        let object: Pod =
+            serde_json::from_value(pod_object(spec, &uuid::Uuid::new_v4().to_string())).map_err(
+                |e| LocalError::Parse {
+                    what: format!("pod {}", spec.name),
+                    message: e.to_string(),
+                },
+            )?;
+        let what = format!("pod {}/{}", spec.namespace, spec.name);
+        pods.create(&PostParams::default(), &object)
+            .await
+            .map_err(|e| LocalError::kube(format!("creating {what}"), e))?;
+        Ok((pods, what))
     }
 
     async fn unwire_pod(

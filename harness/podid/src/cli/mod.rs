@@ -2,10 +2,12 @@
 
 mod binaries;
 mod clean;
+mod exec;
 mod list;
 mod progress;
 mod run;
 mod toolchain;
+mod up;
 mod validate;
 
 use std::path::PathBuf;
@@ -47,6 +49,10 @@ enum Command {
     Toolchain(toolchain::ToolchainArgs),
     /// Remove what killed runs left: processes, network namespaces, hosts files.
     Clean,
+    /// Bring one scenario's environment up (local provider) and keep it until Ctrl-C.
+    Up(up::UpArgs),
+    /// Run a command in a pod of a running `podid up`.
+    Exec(exec::ExecArgs),
     /// The workload podid runs inside pods (see `podid-probe --help`).
     #[command(hide = true)]
     Probe {
@@ -163,6 +169,8 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Toolchain(args) => toolchain::run(args),
         Command::Clean => clean::run(),
+        Command::Up(args) => up::run(args),
+        Command::Exec(args) => exec::run(args),
         Command::Probe { args } => {
             podid_probe::main_from(std::iter::once("podid probe".into()).chain(args));
             ExitCode::SUCCESS

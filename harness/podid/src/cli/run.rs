@@ -155,7 +155,7 @@ fn workspace_output() -> PathBuf {
 /// The probe: `podid-probe` beside this binary when it was built (a quarter of the size, which
 /// matters when it is copied into a workload image), else `podid probe …`, so one binary is all
 /// a user needs.
-fn probe_command() -> ProbeCommand {
+pub fn probe_command() -> ProbeCommand {
     let podid = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("podid"));
     let sibling = podid.with_file_name("podid-probe");
     if sibling.is_file() {

@@ -35,11 +35,25 @@ pub enum Capability {
     PendingPods,
     /// A cluster identity MIC treats as immutable (azure.json `userAssignedIdentityID`).
     ClusterIdentity,
+    /// Running commands inside pods (`exec` steps with `command`).
+    Exec,
+    /// The Python SDK client (azure-identity, azure-storage-blob) inside pods.
+    PythonClient,
+    /// The JavaScript SDK client (@azure/identity, @azure/storage-blob) inside pods.
+    JavaScriptClient,
+    /// The Azure CLI inside pods.
+    AzCliClient,
+    /// Pod objects whose status reports another pod's address (`ipOf`).
+    ForgedPodStatus,
+    /// Sending a pod's request from another pod's address (`sourceAddress`).
+    SpoofedSource,
+    /// Cloud-wide ARM and IMDS behaviour (`cloud.arm`, `cloud.imds`).
+    CloudBehaviour,
 }
 
 impl Capability {
     /// Every capability, in display order.
-    pub const ALL: [Capability; 14] = [
+    pub const ALL: [Capability; 21] = [
         Self::ManagedMode,
         Self::StandardMode,
         Self::ComponentFlags,
@@ -54,6 +68,13 @@ impl Capability {
         Self::NodeIptables,
         Self::PendingPods,
         Self::ClusterIdentity,
+        Self::Exec,
+        Self::PythonClient,
+        Self::JavaScriptClient,
+        Self::AzCliClient,
+        Self::ForgedPodStatus,
+        Self::SpoofedSource,
+        Self::CloudBehaviour,
     ];
 
     /// A short noun phrase for skip reasons and listings.
@@ -73,6 +94,13 @@ impl Capability {
             Self::NodeIptables => "reading a node's iptables",
             Self::PendingPods => "pods that stay in phase Pending",
             Self::ClusterIdentity => "a cluster identity MIC must not remove",
+            Self::Exec => "commands run inside pods",
+            Self::PythonClient => "the Python SDK client inside pods",
+            Self::JavaScriptClient => "the JavaScript SDK client inside pods",
+            Self::AzCliClient => "the Azure CLI inside pods",
+            Self::ForgedPodStatus => "pod objects reporting another pod's address",
+            Self::SpoofedSource => "requests sent from another pod's address",
+            Self::CloudBehaviour => "cloud-wide ARM and IMDS behaviour settings",
         }
     }
 }

@@ -3,6 +3,7 @@
 //! can offer it) the log of requests it received. Plain data types first, then the traits.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use podid_scenario::{Cloud, Service};
 
@@ -110,9 +111,58 @@ pub struct RoleChange {
     /// Principal (object) ID of the identity or service principal.
     pub principal_id: String,
     pub role: podid_scenario::Role,
-    /// Real storage account name.
-    pub account: String,
+    /// Real storage account name (data roles); `None` for control-plane roles, which apply to
+    /// the whole subscription.
+    pub account: Option<String>,
     pub container: Option<String>,
+}
+
+/// A fault to put in the cloud, in provider terms (a scenario's `faults` entry, rendered).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FaultSpec {
+    pub service: Option<Service>,
+    /// IMDS only: the logical node whose metadata service misbehaves (every node's if `None`).
+    pub node: Option<String>,
+    /// Path prefix, case-insensitive (`/` for every path).
+    pub path_prefix: String,
+    pub method: Option<String>,
+    /// Only requests naming this client ID.
+    pub client_id: Option<String>,
+    pub status: Option<u16>,
+    pub body: Option<String>,
+    pub retry_after: Option<String>,
+    pub latency: Option<Duration>,
+    /// Close the connection without an answer.
+    pub disconnect: bool,
+    /// Only the next this many matching requests.
+    pub count: Option<u32>,
+    /// Only for this long from now.
+    pub duration: Option<Duration>,
+}
+
+/// A fault the cloud holds, to take it out again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FaultHandle(pub u64);
+
+/// Cloud-wide behaviour a scenario can set (`cloud.arm`, `cloud.imds`); the default is the
+/// cloud's usual behaviour.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CloudBehaviour {
+    /// ARM checks role assignments of the caller.
+    pub arm_authorization: bool,
+    /// VM/VMSS writes are long-running operations, `InProgress` this many polls.
+    pub arm_async_polls: u32,
+    /// A newly assigned identity is "not found" by IMDS for this long.
+    pub imds_propagation_delay: Option<Duration>,
+    /// Identity requests per second per machine above which IMDS throttles.
+    pub imds_requests_per_second: Option<u32>,
+}
+
+impl CloudBehaviour {
+    /// Whether this is the cloud's usual behaviour.
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// Requests the cloud received, read through a cursor so a trial sees only what came after it
@@ -200,6 +250,31 @@ pub trait CloudSide: Send + Sync {
         Err(ProviderError::plain(
             "this cloud cannot recreate identities mid-scenario",
         ))
+    }
+    /// Puts a fault in place until [`CloudSide::remove_fault`] (needs [`Capability::FaultRules`]).
+    ///
+    /// [`Capability::FaultRules`]: super::Capability::FaultRules
+    async fn add_fault(&self, fault: &FaultSpec) -> Result<FaultHandle, ProviderError> {
+        let _ = fault;
+        Err(ProviderError::plain("this cloud cannot inject faults"))
+    }
+    /// Takes a fault out; one already used up is not an error.
+    async fn remove_fault(&self, handle: FaultHandle) -> Result<(), ProviderError> {
+        let _ = handle;
+        Err(ProviderError::plain("this cloud cannot inject faults"))
+    }
+    /// Sets cloud-wide behaviour (needs [`Capability::CloudBehaviour`]).
+    ///
+    /// [`Capability::CloudBehaviour`]: super::Capability::CloudBehaviour
+    async fn set_behaviour(&self, behaviour: &CloudBehaviour) -> Result<(), ProviderError> {
+        let _ = behaviour;
+        Err(ProviderError::plain(
+            "this cloud cannot change how ARM and IMDS behave",
+        ))
+    }
+    /// The principal (object) ID MIC authenticates to ARM as, for role assignments to `mic`.
+    fn mic_principal_id(&self) -> Option<String> {
+        None
     }
     /// The JWKS that verifies the tokens this cloud issues.
     async fn signing_keys(&self) -> Result<serde_json::Value, ProviderError>;

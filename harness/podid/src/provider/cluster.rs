@@ -3,10 +3,12 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use podid_probe::ProbeReport;
-use podid_scenario::{Component, LifecycleAction, MicReplica, NmiMode, OwnerKind, PodPhase};
+use podid_scenario::{
+    ClientKind, Component, LifecycleAction, MicReplica, NmiMode, OwnerKind, PodPhase,
+};
 
 use super::capability::Capabilities;
 use super::error::ProviderError;
@@ -40,6 +42,9 @@ pub struct NodeInfo {
     /// The Kubernetes Node name.
     pub name: String,
     pub machine: Machine,
+    /// The address pods reach their node at (its host-network services: NMI's health and
+    /// metrics ports), where the provider knows it.
+    pub address: Option<IpAddr>,
 }
 
 /// How NMI (and, in standard mode, MIC) must run for a trial.
@@ -82,8 +87,42 @@ pub struct PodRequest {
     pub owner: Option<(OwnerKind, String)>,
     /// The phase the pod reports (`Pending` as while init containers run).
     pub phase: PodPhase,
+    /// A pod object that reports this address as its own (another pod's): no network of its
+    /// own, only a stale or forged status.
+    pub ip_of: Option<IpAddr>,
     /// Host names the pod must resolve (storage accounts of the scenario).
     pub storage_accounts: Vec<String>,
+}
+
+/// A command to run inside a pod, with the pod's network, host names and trust store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecRequest {
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// Environment on top of what the provider sets (the run's CA in `SSL_CERT_FILE`,
+    /// `REQUESTS_CA_BUNDLE` and `NODE_EXTRA_CA_CERTS`).
+    pub env: Vec<(String, String)>,
+    /// The command is killed after this long.
+    pub timeout: Duration,
+}
+
+/// How a command run in a pod ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Exit code; `None` when it was killed (by a signal or the timeout).
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// It ran past its timeout and was killed.
+    pub timed_out: bool,
+}
+
+/// How a person enters a pod from another process (`podid exec`): the command prefix that
+/// runs a program inside it and the environment it needs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PodShell {
+    pub prefix: Vec<String>,
+    pub env: Vec<(String, String)>,
 }
 
 /// A pod that runs, with the address NMI will see it by.
@@ -203,6 +242,45 @@ pub trait ClusterSide: Send + Sync {
     async fn health(&self, target: &ComponentRef) -> Result<Vec<HealthAnswer>, ProviderError> {
         let _ = target;
         Err(unsupported("read component health"))
+    }
+    /// The program and leading arguments that start one of the project's SDK clients in a
+    /// pod (needs the client's capability).
+    fn client_program(&self, client: ClientKind) -> Option<Vec<String>> {
+        let _ = client;
+        None
+    }
+    /// Runs a command inside a pod (needs [`Capability::Exec`]).
+    ///
+    /// [`Capability::Exec`]: super::Capability::Exec
+    async fn exec(
+        &self,
+        pod: &PodHandle,
+        request: &ExecRequest,
+    ) -> Result<ExecOutput, ProviderError> {
+        let _ = (pod, request);
+        Err(unsupported("run commands in pods"))
+    }
+    /// Runs the probe with `args` from `source` (an address the pod takes on for the request,
+    /// another pod's: needs [`Capability::SpoofedSource`]).
+    ///
+    /// [`Capability::SpoofedSource`]: super::Capability::SpoofedSource
+    async fn run_probe_from(
+        &self,
+        pod: &PodHandle,
+        source: IpAddr,
+        args: &[String],
+    ) -> Result<ProbeReport, ProviderError> {
+        let _ = (pod, source, args);
+        Err(unsupported("send from another pod's address"))
+    }
+    /// The cluster's kubeconfig, where a person can use it.
+    fn kubeconfig(&self) -> Option<PathBuf> {
+        None
+    }
+    /// How to run programs inside `pod` from another process, where the provider can say.
+    fn pod_shell(&self, pod: &PodHandle) -> Option<PodShell> {
+        let _ = pod;
+        None
     }
     /// Whether NMI's `aad-metadata` chain is in a node's nat table (logical node name).
     async fn nmi_chain_present(&self, node: &str) -> Result<bool, ProviderError> {

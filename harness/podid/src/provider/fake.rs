@@ -229,6 +229,7 @@ pub async fn provider(with_request_log: bool) -> (Provider, &'static FakeCluster
             logical: logical.to_string(),
             name: format!("fake-{logical}"),
             machine,
+            address: None,
         });
     }
     // Leaked so tests can flip the switches while the provider owns the side: a test's memory.

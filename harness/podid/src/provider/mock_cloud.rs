@@ -6,12 +6,16 @@ use podid_mocks::{
     RoleAssignment, ServicePrincipal, SpCredential, StorageAccount, UserAssignedIdentity,
     resource_id, sp_certificate,
 };
-use podid_scenario::{Cloud, Role, Service};
+use podid_scenario::{Cloud, MIC_PRINCIPAL, Role, Service};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::capability::{Capabilities, Capability};
 use super::cloud::{
-    CloudNames, CloudRequest, CloudSide, DeclaredCloud, IdentityValues, MachineIdentities,
-    RequestLog, RoleChange, ServicePrincipalCredential, ServicePrincipalValues,
+    CloudBehaviour, CloudNames, CloudRequest, CloudSide, DeclaredCloud, FaultHandle, FaultSpec,
+    IdentityValues, MachineIdentities, RequestLog, RoleChange, ServicePrincipalCredential,
+    ServicePrincipalValues,
 };
 use super::cluster::Machine;
 use super::error::ProviderError;
@@ -25,6 +29,10 @@ pub const STORAGE_RESOURCE_GROUP: &str = "podid-storage";
 #[derive(Clone)]
 pub struct MockCloudSide {
     cloud: MockCloud,
+    mic_principal: Option<String>,
+    /// Faults in place, by the handle given out for them.
+    faults: Arc<Mutex<HashMap<u64, podid_mocks::FaultId>>>,
+    next_fault: Arc<AtomicU64>,
 }
 
 fn guid() -> String {
@@ -33,7 +41,18 @@ fn guid() -> String {
 
 impl MockCloudSide {
     pub fn new(cloud: MockCloud) -> Self {
-        Self { cloud }
+        Self {
+            cloud,
+            mic_principal: None,
+            faults: Arc::default(),
+            next_fault: Arc::default(),
+        }
+    }
+
+    /// The cloud side of a cloud whose MIC signs in as principal `object_id`.
+    pub fn with_mic_principal(mut self, object_id: String) -> Self {
+        self.mic_principal = Some(object_id);
+        self
     }
 
     /// The mock itself, for the provider that serves it.
@@ -49,6 +68,7 @@ pub fn capabilities() -> Capabilities {
         Capability::FaultRules,
         Capability::CloudChanges,
         Capability::ServicePrincipalIdentities,
+        Capability::CloudBehaviour,
     ])
 }
 
@@ -71,7 +91,40 @@ fn builtin_role(role: Role) -> BuiltinRole {
         Role::Reader => BuiltinRole::Reader,
         Role::Contributor => BuiltinRole::Contributor,
         Role::Owner => BuiltinRole::Owner,
+        Role::VirtualMachineContributor => BuiltinRole::VirtualMachineContributor,
+        Role::ManagedIdentityOperator => BuiltinRole::ManagedIdentityOperator,
     }
+}
+
+/// The scope of a role assignment: a storage account or container for data roles, the
+/// subscription for control-plane roles (given without an account).
+fn role_scope(subscription_id: &str, account: Option<&str>, container: Option<&str>) -> String {
+    match account {
+        Some(account) => storage_scope(subscription_id, account, container),
+        None => format!("/subscriptions/{subscription_id}"),
+    }
+}
+
+/// The mock's fault rule for a provider fault.
+fn fault_rule(fault: &FaultSpec) -> podid_mocks::FaultRule {
+    let service = match fault.service.unwrap_or(Service::Imds) {
+        Service::Imds => podid_mocks::Service::Imds,
+        Service::Aad => podid_mocks::Service::Aad,
+        Service::Arm => podid_mocks::Service::Arm,
+        Service::Blob => podid_mocks::Service::Blob,
+    };
+    let mut rule = podid_mocks::FaultRule::status(service, fault.path_prefix.clone(), 0);
+    rule.status = fault.status;
+    rule.label = fault.node.clone();
+    rule.method = fault.method.clone();
+    rule.client_id = fault.client_id.clone();
+    rule.body = fault.body.clone();
+    rule.retry_after = fault.retry_after.clone();
+    rule.latency = fault.latency;
+    rule.disconnect = fault.disconnect;
+    rule.count = fault.count;
+    rule.duration = fault.duration;
+    rule
 }
 
 /// What the mock must hold for a scenario's `cloud` section, and the values it was given.
@@ -167,6 +220,11 @@ fn cloud_spec(
     }
     for ra in &cloud.role_assignments {
         let ra = &ra.value;
+        // MIC's principal is the run's, not the scenario's: its roles are granted when the
+        // trial's turn begins (see `runner::scenario_run`), never while another trial runs.
+        if ra.principal.as_str() == MIC_PRINCIPAL {
+            continue;
+        }
         let principal_id = declared
             .identities
             .get(ra.principal.as_str())
@@ -183,10 +241,13 @@ fn cloud_spec(
                     ra.principal.value
                 ))
             })?;
-        let account = account(ra.account.as_str())?;
-        let scope = storage_scope(
+        let account = match &ra.account {
+            Some(a) => Some(account(a.as_str())?),
+            None => None,
+        };
+        let scope = role_scope(
             subscription_id,
-            &account,
+            account.as_deref(),
             ra.container.as_ref().map(|c| c.as_str()),
         );
         spec.role_assignments.push(RoleAssignment {
@@ -417,9 +478,9 @@ impl CloudSide for MockCloudSide {
         let assignment = RoleAssignment {
             principal_id: change.principal_id.clone(),
             role: builtin_role(change.role),
-            scope: storage_scope(
+            scope: role_scope(
                 &self.cloud.subscription_id(),
-                &change.account,
+                change.account.as_deref(),
                 change.container.as_deref(),
             ),
         };
@@ -462,6 +523,44 @@ impl CloudSide for MockCloudSide {
             principal_id: created.principal_id,
             resource_id: identity.resource_id.clone(),
         })
+    }
+
+    async fn add_fault(&self, fault: &FaultSpec) -> Result<FaultHandle, ProviderError> {
+        let id = self.cloud.add_fault(fault_rule(fault));
+        let handle = self.next_fault.fetch_add(1, Ordering::Relaxed);
+        self.faults
+            .lock()
+            .expect("fault map lock")
+            .insert(handle, id);
+        Ok(FaultHandle(handle))
+    }
+
+    async fn remove_fault(&self, handle: FaultHandle) -> Result<(), ProviderError> {
+        if let Some(id) = self
+            .faults
+            .lock()
+            .expect("fault map lock")
+            .remove(&handle.0)
+        {
+            self.cloud.remove_fault(id);
+        }
+        Ok(())
+    }
+
+    async fn set_behaviour(&self, behaviour: &CloudBehaviour) -> Result<(), ProviderError> {
+        self.cloud.set_arm_behaviour(podid_mocks::ArmBehaviour {
+            authorization: behaviour.arm_authorization,
+            async_polls: behaviour.arm_async_polls,
+        });
+        self.cloud.set_imds_behaviour(podid_mocks::ImdsBehaviour {
+            propagation_delay: behaviour.imds_propagation_delay,
+            requests_per_second: behaviour.imds_requests_per_second,
+        });
+        Ok(())
+    }
+
+    fn mic_principal_id(&self) -> Option<String> {
+        self.mic_principal.clone()
     }
 
     async fn signing_keys(&self) -> Result<serde_json::Value, ProviderError> {
@@ -611,7 +710,7 @@ mod tests {
         let change = RoleChange {
             principal_id: recreated.principal_id.clone(),
             role: Role::StorageBlobDataReader,
-            account: "datarun1".into(),
+            account: Some("datarun1".into()),
             container: Some("c".into()),
         };
         side.change_role(&change, true).await.unwrap();

@@ -49,6 +49,8 @@ pub fn provider_id_of(subscription: &str, logical: &str) -> String {
 #[derive(Clone)]
 pub struct MicPrincipal {
     pub client_id: String,
+    /// Its object ID: what ARM authorizes (`oid` of its tokens).
+    pub object_id: String,
     pub secret: String,
 }
 
@@ -56,6 +58,7 @@ impl std::fmt::Debug for MicPrincipal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MicPrincipal")
             .field("client_id", &self.client_id)
+            .field("object_id", &self.object_id)
             .field("secret", &"<redacted>")
             .finish()
     }
@@ -80,6 +83,7 @@ pub fn create(extra_sans: Vec<String>) -> Result<MockWorld, ProviderError> {
     let tenant_id = guid();
     let mic = MicPrincipal {
         client_id: guid(),
+        object_id: guid(),
         secret: format!("podid-{}", guid()),
     };
     let cluster_identity = ClusterIdentity {
@@ -118,7 +122,7 @@ pub fn create(extra_sans: Vec<String>) -> Result<MockWorld, ProviderError> {
         service_principals: vec![ServicePrincipal {
             name: MIC_PRINCIPAL.into(),
             client_id: mic.client_id.clone(),
-            object_id: guid(),
+            object_id: mic.object_id.clone(),
             credential: SpCredential::Secret {
                 secret: mic.secret.clone(),
             },
@@ -191,6 +195,7 @@ mod tests {
     #[test]
     fn the_mic_secret_never_prints() {
         let p = MicPrincipal {
+            object_id: "o".into(),
             client_id: "c".into(),
             secret: "s3cret".into(),
         };

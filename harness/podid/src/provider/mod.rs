@@ -20,11 +20,13 @@ use std::path::PathBuf;
 
 pub use capability::{Capabilities, Capability};
 pub use cloud::{
-    CloudNames, CloudRequest, CloudSide, DeclaredCloud, MachineIdentities, RequestLog, RoleChange,
+    CloudBehaviour, CloudNames, CloudRequest, CloudSide, DeclaredCloud, FaultHandle, FaultSpec,
+    MachineIdentities, RequestLog, RoleChange,
 };
 pub use cluster::{
-    ClusterIdentity, ClusterSide, ComponentRef, ConfigureReport, HealthAnswer, IdentityConfig,
-    Machine, NmiStopCheck, NodeInfo, PodHandle, PodRequest, SavedFile, ShutdownReport,
+    ClusterIdentity, ClusterSide, ComponentRef, ConfigureReport, ExecOutput, ExecRequest,
+    HealthAnswer, IdentityConfig, Machine, NmiStopCheck, NodeInfo, PodHandle, PodRequest, PodShell,
+    SavedFile, ShutdownReport,
 };
 pub use error::{ProviderError, error_chain};
 pub use objects::{ObjectKey, ObjectStore};

@@ -5,7 +5,9 @@
 
 mod attribution;
 mod error;
+mod faults;
 mod gate;
+mod hold;
 pub mod plan;
 mod pods;
 mod report;
@@ -27,6 +29,7 @@ use podid_scenario::{Located, NmiMode, Scenario, ScenarioFile, Step};
 
 pub use error::StepError;
 pub use gate::ConfigGate;
+pub use hold::{HeldTrial, hold_trial};
 pub use plan::{Plan, PlannedTrial};
 pub use requirements::Requirement;
 pub use trial::{run_trial, skipped_report};

@@ -42,6 +42,16 @@ impl ScenarioRun<'_> {
             Some(o) => Some((o.kind.value, render(&o.name)?)),
             None => None,
         };
+        let ip_of = match &pod.ip_of {
+            None => None,
+            Some(other) => Some(
+                self.inst
+                    .pods
+                    .get(other.as_str())
+                    .map(|h| h.ip)
+                    .ok_or_else(|| StepError::UnknownPod(other.value.clone()))?,
+            ),
+        };
         let in_mic_namespace = pod
             .namespace
             .as_ref()
@@ -59,7 +69,10 @@ impl ScenarioRun<'_> {
                 };
                 (
                     member,
-                    self.pod_request(real, &namespace, pod, &labels, &annotations, &owner),
+                    PodRequest {
+                        ip_of,
+                        ..self.pod_request(real, &namespace, pod, &labels, &annotations, &owner)
+                    },
                 )
             })
             .collect())
@@ -83,14 +96,29 @@ impl ScenarioRun<'_> {
             owner: owner.clone(),
             phase: pod.phase.as_ref().map(|p| p.value).unwrap_or_default(),
             storage_accounts: self.inst.accounts.values().cloned().collect(),
+            ip_of: None,
         }
     }
 
-    /// Creates a section's pods, several at once. Every pod that was created is recorded (for
-    /// cleanup) even when another failed; the first failure is returned.
+    /// Creates a section's pods, several at once; pods that report another pod's address
+    /// (`ipOf`) once that pod exists. Every pod that was created is recorded (for cleanup) even
+    /// when another failed; the first failure is returned.
     pub(super) async fn create_pods(&mut self, pods: &Named<PodDecl>) -> Result<(), StepError> {
+        let (records, running): (Vec<_>, Vec<_>) =
+            pods.iter().partition(|(_, pod)| pod.ip_of.is_some());
+        self.create_pod_batch(&running).await?;
+        self.create_pod_batch(&records).await
+    }
+
+    async fn create_pod_batch(
+        &mut self,
+        pods: &[(&podid_scenario::Name, &PodDecl)],
+    ) -> Result<(), StepError> {
+        if pods.is_empty() {
+            return Ok(());
+        }
         let mut requests = Vec::new();
-        for (name, pod) in pods {
+        for &(name, pod) in pods {
             requests.extend(self.pod_requests(name, pod)?);
             if pod.replicas.is_some() {
                 self.inst
@@ -98,7 +126,7 @@ impl ScenarioRun<'_> {
                     .insert(name.value.clone(), pod.member_names(name));
             }
         }
-        if pods.values().any(|p| {
+        if pods.iter().any(|(_, p)| {
             p.namespace
                 .as_ref()
                 .is_some_and(|n| n.value == MIC_NAMESPACE)

@@ -1,7 +1,9 @@
 //! What a trial needs from its provider, read off the scenario, and the reason it is skipped
 //! when the provider lacks any of it.
 
-use podid_scenario::{Action, NmiMode, PodPhase, Position, Step};
+use podid_scenario::{
+    Action, ClientKind, MIC_PRINCIPAL, Name, NmiMode, PodDecl, PodPhase, Position, Step,
+};
 
 use super::Trial;
 use crate::instance::CLUSTER_IDENTITY;
@@ -100,25 +102,55 @@ pub fn requirements(trial: &Trial) -> Vec<Requirement> {
             ),
         );
     }
-    let pending = scenario
-        .cluster
-        .pods
-        .iter()
-        .chain(
-            trial
-                .steps()
-                .flat_map(|(_, s)| s.value.apply.iter().flat_map(|a| a.pods.iter())),
-        )
-        .find(|(_, p)| {
-            p.phase
-                .as_ref()
-                .is_some_and(|ph| ph.value == PodPhase::Pending)
-        });
+    let pending = all_pods(trial).find(|(_, p)| {
+        p.phase
+            .as_ref()
+            .is_some_and(|ph| ph.value == PodPhase::Pending)
+    });
     if let Some((name, pod)) = pending {
         let where_ = pod.phase.as_ref().map(|p| p.at).unwrap_or(name.at);
         need(
             Capability::PendingPods,
             format!("pod `{}` stays Pending ({})", name.value, at(where_)),
+        );
+    }
+    let forged = all_pods(trial).find_map(|(name, p)| p.ip_of.as_ref().map(|other| (name, other)));
+    if let Some((name, other)) = forged {
+        need(
+            Capability::ForgedPodStatus,
+            format!(
+                "pod `{}` reports the address of `{}` ({})",
+                name.value,
+                other.value,
+                at(other.at)
+            ),
+        );
+    }
+    if let Some(fault) = scenario.faults.first() {
+        need(
+            Capability::FaultRules,
+            format!("the scenario injects faults ({})", at(fault.at)),
+        );
+    }
+    let behaviour = [
+        scenario.cloud.arm.as_ref().map(|_| "cloud.arm"),
+        scenario.cloud.imds.as_ref().map(|_| "cloud.imds"),
+    ];
+    if let Some(key) = behaviour.into_iter().flatten().next() {
+        need(
+            Capability::CloudBehaviour,
+            format!("{key} changes how the cloud behaves ({file})"),
+        );
+    }
+    if let Some(ra) = scenario
+        .cloud
+        .role_assignments
+        .iter()
+        .find(|ra| ra.value.principal.value == MIC_PRINCIPAL)
+    {
+        need(
+            Capability::CloudBehaviour,
+            format!("a role assignment names MIC's principal ({})", at(ra.at)),
         );
     }
     for flag in scenario.nmi.flags.iter().chain(&scenario.mic.flags) {
@@ -148,6 +180,15 @@ pub fn requirements(trial: &Trial) -> Vec<Requirement> {
     out
 }
 
+/// Every pod a trial declares: in its cluster section and in its steps' `apply`.
+fn all_pods(trial: &Trial) -> impl Iterator<Item = (&Name, &PodDecl)> {
+    trial.scenario().cluster.pods.iter().chain(
+        trial
+            .steps()
+            .flat_map(|(_, s)| s.value.apply.iter().flat_map(|a| a.pods.iter())),
+    )
+}
+
 /// Whether a template (or a serialised section) refers to `${cloud.clusterIdentity…}`.
 fn names_cluster_identity(text: &str) -> bool {
     text.contains("${cloud.clusterIdentity")
@@ -159,8 +200,25 @@ fn step_needs(step: &Step) -> Vec<(Capability, String)> {
     if step.counts_requests() {
         out.push((Capability::RequestLog, "expects cloud requests".to_string()));
     }
+    if !step.faults.is_empty() {
+        out.push((Capability::FaultRules, "injects faults".to_string()));
+    }
     for action in step.actions() {
         match action {
+            Action::Exec(e) => match &e.client {
+                Some(client) => out.push((
+                    client_capability(client.value),
+                    format!(
+                        "runs the {} client",
+                        crate::clients::client_name(client.value)
+                    ),
+                )),
+                None => out.push((Capability::Exec, "runs a command in a pod".into())),
+            },
+            Action::Token(t) if t.source_address.is_some() => out.push((
+                Capability::SpoofedSource,
+                "sends from another address".into(),
+            )),
             Action::Cloud(c) => {
                 out.push((Capability::CloudChanges, "changes the cloud".into()));
                 let on_machines = c.assign.is_some()
@@ -237,6 +295,15 @@ fn step_needs(step: &Step) -> Vec<(Capability, String)> {
         ));
     }
     out
+}
+
+/// The capability that runs `client` in pods.
+fn client_capability(client: ClientKind) -> Capability {
+    match client {
+        ClientKind::Python => Capability::PythonClient,
+        ClientKind::Javascript => Capability::JavaScriptClient,
+        ClientKind::Azcli => Capability::AzCliClient,
+    }
 }
 
 /// Why the trial cannot run on a provider with `capabilities`, or `None` when it can.

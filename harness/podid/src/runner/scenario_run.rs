@@ -14,7 +14,10 @@ use super::attribution::Attribution;
 use super::error::StepError;
 use crate::instance::ScenarioInstance;
 use crate::objects;
-use crate::provider::{CloudRequest, Machine, ObjectKey, PodHandle};
+use crate::provider::{CloudBehaviour, CloudRequest, FaultHandle, Machine, ObjectKey, PodHandle};
+
+/// How long a trial that needs MIC to itself waits for MIC to finish earlier trials' work.
+const QUIET_MIC: Duration = Duration::from_secs(90);
 
 /// What a trial created or changed, so cleanup can undo it whatever happened.
 #[derive(Default)]
@@ -28,6 +31,10 @@ pub(super) struct Created {
     pub removals: Vec<(Machine, String)>,
     /// Machines whose system-assigned identity the trial enabled; disabled at the end.
     pub system_assigned: Vec<Machine>,
+    /// The scenario's faults, in place for the whole trial.
+    pub faults: Vec<FaultHandle>,
+    /// The trial changed the cloud's behaviour; the usual one is restored at the end.
+    pub behaviour: bool,
 }
 
 /// The run state of one trial, shared by its steps.
@@ -96,9 +103,27 @@ impl<'a> ScenarioRun<'a> {
         self.first_request = self.env.provider.request_cursor();
     }
 
-    /// Assigns node identities, creates the namespace, objects and pods.
+    /// Sets the cloud's behaviour and puts the scenario's faults in place (both for the whole
+    /// trial, setup included), assigns node identities, creates the namespace, objects and pods.
     pub async fn setup(&mut self) -> Result<(), StepError> {
         let provider = &self.env.provider;
+        if super::faults::needs_quiet_mic(self.scenario) {
+            self.await_quiet_mic(QUIET_MIC).await?;
+        }
+        let behaviour = super::faults::behaviour(&self.scenario.cloud);
+        if !behaviour.is_default() {
+            self.created.behaviour = true;
+            provider.cloud.set_behaviour(&behaviour).await?;
+        }
+        for ra in &self.scenario.cloud.role_assignments {
+            if ra.value.principal.value == podid_scenario::MIC_PRINCIPAL {
+                let change = self.mic_role(ra.value.role.value)?;
+                provider.cloud.change_role(&change, true).await?;
+            }
+        }
+        self.created.faults =
+            super::faults::add_all(provider.cloud.as_ref(), &self.scenario.faults, &self.inst)
+                .await?;
         for (node, identities) in &self.scenario.cloud.node_identities {
             let machine = self.machine(node)?;
             for id in identities {
@@ -186,12 +211,35 @@ impl<'a> ScenarioRun<'a> {
     /// identity assignments; puts back identities it took off. Returns what could not be
     /// undone.
     pub async fn cleanup(&mut self) -> Vec<String> {
-        let mut problems: Vec<String> = self
-            .delete_all_pods()
-            .await
+        let provider = &self.env.provider;
+        // The cloud answers as usual again first: cleanup goes through it.
+        let faults = std::mem::take(&mut self.created.faults);
+        let mut problems = super::faults::remove_all(provider.cloud.as_ref(), faults).await;
+        let behaviour = std::mem::take(&mut self.created.behaviour);
+        if behaviour {
+            if let Err(e) = provider
+                .cloud
+                .set_behaviour(&CloudBehaviour::default())
+                .await
+            {
+                problems.push(crate::provider::error_chain(&e));
+            }
+        }
+        let mic_roles = self
+            .scenario
+            .cloud
+            .role_assignments
             .iter()
-            .map(StepError::report_text)
-            .collect();
+            .any(|ra| ra.value.principal.value == podid_scenario::MIC_PRINCIPAL);
+        if behaviour || mic_roles {
+            problems.extend(self.remove_mic_roles().await);
+        }
+        problems.extend(
+            self.delete_all_pods()
+                .await
+                .iter()
+                .map(StepError::report_text),
+        );
         let provider = &self.env.provider;
         for key in self.created.objects.drain(..).rev() {
             if let Err(e) = provider.cluster.objects().delete(&key).await {
@@ -210,6 +258,80 @@ impl<'a> ScenarioRun<'a> {
         }
         for machine in self.created.system_assigned.drain(..) {
             if let Err(e) = provider.cloud.disable_system_assigned(&machine).await {
+                problems.push(crate::provider::error_chain(&e));
+            }
+        }
+        problems
+    }
+
+    /// A control-plane role of MIC's principal, in the cloud's terms.
+    fn mic_role(
+        &self,
+        role: podid_scenario::Role,
+    ) -> Result<crate::provider::RoleChange, StepError> {
+        let principal_id = self.env.provider.cloud.mic_principal_id().ok_or_else(|| {
+            StepError::UnknownPrincipal(podid_scenario::MIC_PRINCIPAL.to_string())
+        })?;
+        Ok(crate::provider::RoleChange {
+            principal_id,
+            role,
+            account: None,
+            container: None,
+        })
+    }
+
+    /// Waits until MIC has nothing left to do for earlier trials (no AzureAssignedIdentity in
+    /// its namespace): a trial that makes ARM fail or changes how it answers must meet MIC's
+    /// calls for its own pods only, not the clean-up of the trial before.
+    async fn await_quiet_mic(&self, timeout: Duration) -> Result<(), StepError> {
+        let key = objects::key_of(
+            podid_scenario::ObjectKind::AzureAssignedIdentity,
+            &self.inst.mic_namespace,
+            "",
+        );
+        let store = self.env.provider.cluster.objects();
+        let waited =
+            podid_wait::until(Poll::every(Duration::from_millis(250), timeout), || async {
+                match store.list(&key).await {
+                    Ok(listed) if listed.is_empty() => Check::Done(()),
+                    Ok(listed) => Check::Pending(format!(
+                        "{} AzureAssignedIdentities of earlier trials left",
+                        listed.len()
+                    )),
+                    Err(e) => Check::Failed(crate::provider::error_chain(&e)),
+                }
+            })
+            .await;
+        waited.map_err(|end| {
+            StepError::from(crate::provider::ProviderError::plain(format!(
+                "MIC was still busy with earlier trials after {}s: {}",
+                end.waited().as_secs(),
+                end.into_state()
+            )))
+        })
+    }
+
+    /// Takes MIC's principal's control-plane roles away again (a trial that checks ARM
+    /// authorization grants them, in its cloud section or its steps): the next such trial
+    /// starts from none.
+    async fn remove_mic_roles(&self) -> Vec<String> {
+        let cloud = &self.env.provider.cloud;
+        let Some(principal_id) = cloud.mic_principal_id() else {
+            return Vec::new();
+        };
+        let mut problems = Vec::new();
+        for role in [
+            podid_scenario::Role::VirtualMachineContributor,
+            podid_scenario::Role::ManagedIdentityOperator,
+        ] {
+            let change = crate::provider::RoleChange {
+                principal_id: principal_id.clone(),
+                role,
+                account: None,
+                container: None,
+            };
+
+            if let Err(e) = cloud.change_role(&change, false).await {
                 problems.push(crate::provider::error_chain(&e));
             }
         }

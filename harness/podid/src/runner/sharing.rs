@@ -9,7 +9,8 @@
 
 use podid_scenario::reference::{self, Piece, Root};
 use podid_scenario::{
-    Action, CloudStep, MIC_NAMESPACE, NmiMode, ObjectKind, RequestExpect, Scenario, Service,
+    Action, CloudStep, MIC_NAMESPACE, MIC_PRINCIPAL, NmiMode, ObjectKind, RequestExpect, Scenario,
+    Service,
 };
 
 use super::Trial;
@@ -41,8 +42,34 @@ pub fn exclusive_reason(trial: &Trial) -> Option<String> {
     if let Some(why) = loads_mic(trial) {
         return Some(why);
     }
+    if let Some(why) = changes_cloud_behaviour(scenario) {
+        return Some(format!("{why} ({file})"));
+    }
+    if let Some(fault) = scenario
+        .faults
+        .iter()
+        .find(|f| !fault_is_own(&f.value, scenario))
+    {
+        return Some(format!(
+            "it injects {} faults that other trials' requests would meet ({file}:{})",
+            service_name(fault.value.service.value),
+            fault.at
+        ));
+    }
     for (index, step) in trial.steps() {
         let at = format!("{file}:{}", step.at);
+        if let Some(fault) = step
+            .value
+            .faults
+            .iter()
+            .find(|f| !fault_is_own(&f.value, scenario))
+        {
+            return Some(format!(
+                "step {index} injects {} faults that other trials' requests would meet ({file}:{})",
+                service_name(fault.value.service.value),
+                fault.at
+            ));
+        }
         for action in step.value.actions() {
             match action {
                 Action::Lifecycle(a, target) => {
@@ -60,6 +87,17 @@ pub fn exclusive_reason(trial: &Trial) -> Option<String> {
                         "step {index} changes node machines for every trial ({at})"
                     ));
                 }
+                Action::Cloud(c)
+                    if c.add_role
+                        .iter()
+                        .chain(&c.remove_role)
+                        .any(|r| r.value.principal.value == MIC_PRINCIPAL) =>
+                {
+                    return Some(format!(
+                        "step {index} changes the roles of MIC's principal, which every trial's MIC uses ({at})"
+                    ));
+                }
+
                 Action::Apply(cluster) => {
                     if let Some(why) = cluster_in_mic_namespace(cluster) {
                         return Some(format!("step {index} applies {why} ({at})"));
@@ -85,6 +123,32 @@ pub fn exclusive_reason(trial: &Trial) -> Option<String> {
         }
     }
     None
+}
+
+/// Cloud-wide behaviour (ARM authorization or long-running writes, IMDS throttling or delays)
+/// applies to every trial's requests, and roles for MIC's principal to every trial's MIC.
+fn changes_cloud_behaviour(scenario: &Scenario) -> Option<&'static str> {
+    if scenario.cloud.arm.is_some() {
+        return Some("cloud.arm changes how ARM answers every trial's MIC");
+    }
+    if scenario.cloud.imds.is_some() {
+        return Some("cloud.imds changes how IMDS answers every trial");
+    }
+    let mic_role = scenario
+        .cloud
+        .role_assignments
+        .iter()
+        .any(|ra| ra.value.principal.value == MIC_PRINCIPAL);
+    mic_role.then_some("it changes the roles of MIC's principal, which every trial's MIC uses")
+}
+
+/// A fault only the trial's own requests meet: one limited to a client ID of its own
+/// identities or service principals.
+fn fault_is_own(fault: &podid_scenario::FaultDecl, scenario: &Scenario) -> bool {
+    fault
+        .client_id
+        .as_ref()
+        .is_some_and(|c| own_client_id(c, scenario))
 }
 
 /// More pods than this in a standard-mode trial keep the shared MIC busy for everyone.

@@ -62,7 +62,7 @@ pub fn skipped_report(planned: &PlannedTrial, reporter: &dyn Reporter) -> Scenar
 }
 
 /// What the provider contributes to every scenario instance.
-fn provider_facts(env: &Environment) -> ProviderFacts {
+pub(super) fn provider_facts(env: &Environment) -> ProviderFacts {
     let cloud = &env.provider.cloud;
     let cluster = &env.provider.cluster;
     ProviderFacts {

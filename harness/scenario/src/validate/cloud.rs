@@ -115,7 +115,8 @@ pub(super) fn check_cloud(c: &mut Checker, cloud: &Cloud, declared: &Declared) {
     }
 }
 
-/// `cluster` names the provider's cluster identity, so nothing in a scenario may be called that.
+/// `cluster` names the provider's cluster identity and `mic` MIC's ARM principal, so nothing in
+/// a scenario may be called either.
 fn reserved_name(c: &mut Checker, name: &Name, what: &str) {
     if name.as_str() == CLUSTER_IDENTITY {
         c.report(
@@ -123,6 +124,56 @@ fn reserved_name(c: &mut Checker, name: &Name, what: &str) {
             format!("`{CLUSTER_IDENTITY}` is reserved for the provider's cluster identity and cannot name {what}"),
             "choose another name; `cluster` in `cloud` steps and `expect.nodeIdentities` means the identity the provider gave MIC in azure.json",
         );
+    } else if name.as_str() == MIC_PRINCIPAL {
+        c.report(
+            name.at,
+            format!("`{MIC_PRINCIPAL}` is reserved for the principal MIC authenticates to ARM as and cannot name {what}"),
+            "choose another name; `principal: mic` in role assignments gives MIC its ARM roles",
+        );
+    }
+}
+
+/// `cloud.arm` and `cloud.imds`: ARM's only caller is MIC, so ARM behaviour needs a mode where
+/// MIC runs; a rate that would make IMDS useless is refused.
+pub(super) fn check_behaviour(c: &mut Checker, s: &Scenario) {
+    let managed_only = s.modes.iter().all(|m| m.value == NmiMode::Managed);
+    if let Some(arm) = &s.cloud.arm {
+        let keys: Vec<&str> = [
+            ("authorization", arm.authorization),
+            ("asyncPolls", arm.async_polls.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, given)| given.then_some(key))
+        .collect();
+        if managed_only && !keys.is_empty() {
+            // `cloud.arm` has no position of its own: point at what it conflicts with.
+            let at = arm
+                .async_polls
+                .as_ref()
+                .map(|p| p.at)
+                .or_else(|| s.modes.first().map(|m| m.at).filter(|at| at.line > 0))
+                .unwrap_or(s.name.at);
+            c.report(
+                    at,
+                    format!(
+                        "`cloud.arm.{}` {} the ARM calls MIC makes, and the scenario only runs in managed mode, where MIC does not run",
+                        keys.join("` and `cloud.arm."),
+                        if keys.len() == 1 { "shapes" } else { "shape" }
+                    ),
+                    "drop `cloud.arm`, or add `standard` to `modes`",
+                );
+        }
+    }
+    if let Some(imds) = &s.cloud.imds {
+        if let Some(rps) = &imds.requests_per_second {
+            if rps.value == 0 {
+                c.report(
+                    rps.at,
+                    "`requestsPerSecond: 0` would throttle every identity request",
+                    "give the rate above which IMDS answers 429 (1 or more); to refuse every request use a fault: `faults: [{service: imds, status: 429}]`",
+                );
+            }
+        }
     }
 }
 
@@ -138,37 +189,85 @@ pub(super) fn check_role(
     cluster_allowed: bool,
 ) {
     let principal = ra.principal.as_str();
-    let known = declared.identities.contains(principal)
-        || declared.service_principals.contains(principal)
-        || (cluster_allowed && principal == CLUSTER_IDENTITY);
-    if !known {
-        let mut all: HashSet<&str> = declared.identities.clone();
-        all.extend(declared.service_principals.iter());
-        let mut hint = hint_declared("cloud.identities or cloud.servicePrincipals", &all);
-        if cluster_allowed {
-            hint.push_str(", or write `cluster` for the provider's cluster identity");
+    let role = ra.role.value;
+    if principal == MIC_PRINCIPAL && !declared.identities.contains(MIC_PRINCIPAL) {
+        if !role.is_arm() {
+            c.report(
+                ra.role.at,
+                format!("`mic` stands for MIC's ARM principal, which takes ARM roles only, not `{}`", role.as_str()),
+                "give `mic` `Virtual Machine Contributor` or `Managed Identity Operator`; storage roles go to identities and service principals",
+            );
+        } else if !cloud.arm.as_ref().is_some_and(|a| a.authorization) {
+            c.report(
+                ra.principal.at,
+                "MIC's ARM roles are checked only when `cloud.arm.authorization` is true, which it is not",
+                "add `cloud: {arm: {authorization: true}}` so ARM checks MIC's roles, or drop this assignment",
+            );
         }
-        c.report(
-            ra.principal.at,
-            format!("principal `{}` is not declared", ra.principal.value),
-            hint,
-        );
+    } else {
+        let known = declared.identities.contains(principal)
+            || declared.service_principals.contains(principal)
+            || (cluster_allowed && principal == CLUSTER_IDENTITY);
+        if !known {
+            let mut all: HashSet<&str> = declared.identities.clone();
+            all.extend(declared.service_principals.iter());
+            let mut hint = hint_declared("cloud.identities or cloud.servicePrincipals", &all);
+            if cluster_allowed {
+                hint.push_str(", or write `cluster` for the provider's cluster identity");
+            }
+            hint.push_str(", or `mic` for MIC's ARM principal (ARM roles only)");
+            c.report(
+                ra.principal.at,
+                format!("principal `{}` is not declared", ra.principal.value),
+                hint,
+            );
+        }
     }
-    match cloud.storage_accounts.get(ra.account.as_str()) {
+    if role.is_arm() {
+        if let Some(account) = &ra.account {
+            c.report(
+                account.at,
+                format!(
+                    "`{}` is an ARM role on the subscription and takes no `account`",
+                    role.as_str()
+                ),
+                "drop `account` (and `container`); storage accounts scope storage roles",
+            );
+        } else if let Some(container) = &ra.container {
+            c.report(
+                container.at,
+                format!(
+                    "`{}` is an ARM role on the subscription and takes no `container`",
+                    role.as_str()
+                ),
+                "drop `container`; containers scope storage roles",
+            );
+        }
+        return;
+    }
+    let Some(account) = &ra.account else {
+        c.report(
+            ra.role.at,
+            format!("`{}` is assigned on a storage account, and `account` is missing", role.as_str()),
+            format!(
+                "add `account: <name>` ({}); only `Virtual Machine Contributor` and `Managed Identity Operator` take none",
+                hint_declared("cloud.storageAccounts", &declared.accounts)
+            ),
+        );
+        return;
+    };
+    match cloud.storage_accounts.get(account.as_str()) {
         None => c.report(
-            ra.account.at,
-            format!("storage account `{}` is not declared", ra.account.value),
+            account.at,
+            format!("storage account `{}` is not declared", account.value),
             hint_declared("cloud.storageAccounts", &declared.accounts),
         ),
-        Some(account) => {
+        Some(decl) => {
             if let Some(container) = &ra.container {
-                if !account.containers.contains_key(container.as_str()) {
+                if !decl.containers.contains_key(container.as_str()) {
                     c.report(
                         container.at,
-                        format!(
-                            "account `{}` has no container `{container}`",
-                            ra.account.value
-                        ),
+                        format!("account `{}` has no container `{container}`", account.value),
                         "declare the container under the account's `containers`",
                     );
                 }

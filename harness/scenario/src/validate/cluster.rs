@@ -143,6 +143,9 @@ fn check_pod(c: &mut Checker, name: &Name, pod: &PodDecl, declared: &Declared) {
         }
         c.template(&owner.name, declared);
     }
+    if let Some(ip_of) = &pod.ip_of {
+        check_ip_of(c, name, pod, ip_of, declared);
+    }
     if let Some(replicas) = &pod.replicas {
         if !(1..=MAX_GROUP).contains(&replicas.value) {
             c.report(
@@ -154,6 +157,72 @@ fn check_pod(c: &mut Checker, name: &Name, pod: &PodDecl, declared: &Declared) {
                 "leave `replicas` out for a single pod",
             );
         }
+    }
+}
+
+/// `ipOf`: another single pod, on the same node, that has a network of its own.
+fn check_ip_of(c: &mut Checker, name: &Name, pod: &PodDecl, ip_of: &Name, declared: &Declared) {
+    let target = ip_of.as_str();
+    if pod.replicas.is_some() {
+        c.report(
+            ip_of.at,
+            format!("pod group `{name}` cannot take another pod's IP"),
+            "declare the pod that reports another pod's IP as a single pod (without `replicas`)",
+        );
+        return;
+    }
+    if target == name.as_str() {
+        c.report(
+            ip_of.at,
+            format!("pod `{name}` cannot report its own IP through `ipOf`"),
+            "name another pod on the same node, or drop `ipOf` for a pod with its own network",
+        );
+        return;
+    }
+    if let Some(size) = declared.pod_groups.get(target) {
+        c.report(
+            ip_of.at,
+            format!("`ipOf` names pod group `{target}`, which has no single IP"),
+            format!(
+                "name a single pod; a group's members ({}) cannot be named either",
+                member_span(target, *size)
+            ),
+        );
+        return;
+    }
+    let Some(other) = declared.single_pods.get(target) else {
+        let help = if declared.pods.contains(target) {
+            "`ipOf` names a single pod declared under `cluster.pods`, not a member of a pod group"
+                .to_string()
+        } else {
+            declared.pods_hint()
+        };
+        c.report(
+            ip_of.at,
+            format!("`ipOf` names `{target}`, which is not a single declared pod"),
+            help,
+        );
+        return;
+    };
+    if other.node.as_str() != pod.node.as_str() {
+        c.report(
+            ip_of.at,
+            format!(
+                "pod `{name}` runs on {} but `{target}` runs on {}: a pod IP belongs to one node",
+                pod.node.value, other.node.value
+            ),
+            format!(
+                "put `{name}` on {} as well, where pods can share `{target}`'s address",
+                other.node.value
+            ),
+        );
+    }
+    if let Some(further) = &other.ip_of {
+        c.report(
+            ip_of.at,
+            format!("`{target}` has no network of its own either (it reports `{further}`'s IP)"),
+            format!("name the pod that owns the address, `{further}`, directly"),
+        );
     }
 }
 
@@ -191,6 +260,7 @@ pub(super) fn declare_pods<'a>(
         }
         let Some(replicas) = &pod.replicas else {
             declared.pods.insert(name.value.clone());
+            declared.single_pods.entry(name.as_str()).or_insert(pod);
             continue;
         };
         // A group of a size out of range is reported by `check_pod`; it gets no members here.

@@ -17,6 +17,8 @@ enum Answer {
     Blob,
     /// Every addressed component's `/healthz` answer.
     Health,
+    /// A command's exit code, standard output and standard error.
+    Exec,
     /// No answer: the step acts on the cluster or the cloud.
     None,
 }
@@ -27,6 +29,7 @@ impl Answer {
             Action::Token(_) => Answer::Token,
             Action::Blob(_) => Answer::Blob,
             Action::Health(_) => Answer::Health,
+            Action::Exec(_) => Answer::Exec,
             _ => Answer::None,
         }
     }
@@ -114,14 +117,7 @@ fn check_response(
     }
     if let Some(body) = &e.body {
         given.push("body");
-        for t in [&body.equals, &body.contains].into_iter().flatten() {
-            count += 1;
-            c.template(t, declared);
-        }
-        if let Some(json) = &body.json {
-            count += 1;
-            c.json(json, declared);
-        }
+        count += check_body(c, body, declared);
     }
     if let Some(token) = &e.token {
         given.push("token");
@@ -178,12 +174,48 @@ fn check_response(
             }
         }
     }
-    // `maxLatency` bounds how long any action took, so it fits every step.
-    if e.max_latency.is_some() {
+    // `maxLatency` and `minLatency` bound how long any action took, so they fit every step.
+    count += usize::from(e.max_latency.is_some()) + usize::from(e.min_latency.is_some());
+    if let (Some(min), Some(max)) = (e.min_latency, e.max_latency) {
+        if min > max {
+            c.report(
+                step_at,
+                format!("`minLatency` ({min}) is above `maxLatency` ({max})"),
+                "no action can take that long and that short at once: swap them",
+            );
+        }
+    }
+    if let Some(answered) = &e.answered {
         count += 1;
+        check_answered(c, answered, answer, action, &given);
+    }
+    let (output, output_count) = check_output(c, e, declared);
+    count += output_count;
+    if answer != Answer::Exec && !output.is_empty() {
+        let at = e.exit_code.as_ref().map_or(step_at, |code| code.at);
+        c.report(
+            at,
+            format!(
+                "{} {} a command's result, and {} step runs no command",
+                quoted(&output),
+                if output.len() == 1 { "checks" } else { "check" },
+                a_step(action)
+            ),
+            "exit codes and output come from `exec` steps; run the client or command in an `exec` step",
+        );
     }
     match answer {
         Answer::Token | Answer::Blob => {}
+        Answer::Exec if !given.is_empty() => c.report(
+            status_at,
+            format!(
+                "{} {} an HTTP answer, and an exec step's result is an exit code and output",
+                quoted(&given),
+                if given.len() == 1 { "checks" } else { "check" },
+            ),
+            "check `exitCode`, `stdout` and `stderr`; the clients print one JSON line, e.g. `stdout: {json: {ok: false, error: {status: 403}}}`",
+        ),
+        Answer::Exec => {}
         Answer::Health => {
             let beyond: Vec<&str> = given
                 .iter()
@@ -204,16 +236,96 @@ fn check_response(
         Answer::None if !given.is_empty() => c.report(
             status_at,
             format!(
-                "{} {} an answer, and a {} step gets none",
+                "{} {} an answer, and {} step gets none",
                 quoted(&given),
                 if given.len() == 1 { "checks" } else { "check" },
-                action.keyword()
+                a_step(action)
             ),
-            "answers come from token, blob and health steps; other steps may expect `objects`, `nodeIdentities`, `iptables`, `requests` and `maxLatency`",
+            "answers come from token, blob and health steps (exec steps check `exitCode`, `stdout` and `stderr`); other steps may expect `objects`, `nodeIdentities`, `iptables`, `requests`, `maxLatency` and `minLatency`",
         ),
         Answer::None => {}
     }
     count
+}
+
+/// `answered` says whether a token or blob request gets an HTTP answer at all; with `false`
+/// there is no answer for the answer checks to judge.
+fn check_answered(
+    c: &mut Checker,
+    answered: &Located<bool>,
+    answer: Answer,
+    action: Action,
+    given: &[&str],
+) {
+    if !matches!(answer, Answer::Token | Answer::Blob) {
+        c.report(
+            answered.at,
+            format!(
+                "`answered` says whether a token or blob request gets an HTTP answer, and this is {} step",
+                a_step(action)
+            ),
+            "drop `answered`; exec steps check `exitCode`, health steps `status` and `body`",
+        );
+    } else if !answered.value && !given.is_empty() {
+        c.report(
+            answered.at,
+            format!(
+                "`answered: false` expects no answer at all, so {} cannot hold",
+                quoted(given)
+            ),
+            "drop the answer checks, or drop `answered: false` to check the answer",
+        );
+    }
+}
+
+/// The checks of one body (or output) expectation; returns how many there are.
+fn check_body(c: &mut Checker, body: &BodyExpect, declared: &Declared) -> usize {
+    let mut count = 0;
+    for t in [&body.equals, &body.contains].into_iter().flatten() {
+        count += 1;
+        c.template(t, declared);
+    }
+    if let Some(json) = &body.json {
+        count += 1;
+        c.json(json, declared);
+    }
+    count
+}
+
+/// The checks on a command's result (`exitCode`, `stdout`, `stderr`): which keys are given and
+/// how many checks they make.
+fn check_output<'e>(c: &mut Checker, e: &'e Expect, declared: &Declared) -> (Vec<&'e str>, usize) {
+    let mut keys = Vec::new();
+    let mut count = 0;
+    if let Some(code) = &e.exit_code {
+        keys.push("exitCode");
+        count += 1;
+        if !(0..=255).contains(&code.value) {
+            c.report(
+                code.at,
+                format!("{} is not an exit code", code.value),
+                "exit codes are 0 to 255: 0 for success; the clients exit 1 on an SDK error and 2 on misuse",
+            );
+        }
+    }
+    for (key, output) in [("stdout", &e.stdout), ("stderr", &e.stderr)] {
+        if let Some(output) = output {
+            keys.push(key);
+            count += check_body(c, output, declared);
+        }
+    }
+    (keys, count)
+}
+
+/// `a token`, `an exec`: the action's keyword with its article.
+fn a_step(action: Action) -> String {
+    let keyword = action.keyword();
+    let article = if keyword.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {keyword}")
 }
 
 /// `` `status`, `body` ``.

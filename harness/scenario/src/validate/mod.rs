@@ -2,12 +2,14 @@
 //! names, contradictory expectations, steps that check nothing.
 //!
 //! One module per part of a file: [`header`] (name, modes, NMI and MIC settings), [`cloud`],
-//! [`cluster`], [`steps`] (actions) and [`expect`] (what steps observe). They share the
+//! [`cluster`], [`faults`] (the mock cloud's misbehaviour), [`steps`] (actions) and [`expect`]
+//! (what steps observe). They share the
 //! [`Checker`], which collects problems, and [`Declared`], the names the scenario declares.
 
 mod cloud;
 mod cluster;
 mod expect;
+mod faults;
 mod header;
 mod steps;
 
@@ -29,6 +31,8 @@ struct Declared<'a> {
     pods: HashSet<String>,
     /// Pod groups and their size: steps may name a group, references may not.
     pod_groups: HashMap<&'a str, u32>,
+    /// Single pods (not groups) and their declarations, for `ipOf`.
+    single_pods: HashMap<&'a str, &'a PodDecl>,
 }
 
 impl Declared<'_> {
@@ -286,7 +290,11 @@ pub fn validate(file: &Path, s: &Scenario) -> Vec<Problem> {
     let declared = declare(&mut c, s);
     header::check_header(&mut c, s, &declared);
     cloud::check_cloud(&mut c, &s.cloud, &declared);
+    cloud::check_behaviour(&mut c, s);
     cluster::check_cluster(&mut c, &s.cluster, &s.cloud, &declared);
+    for fault in &s.faults {
+        faults::check_fault(&mut c, fault, &declared);
+    }
     steps::check_steps(&mut c, s, &declared);
     c.problems
 }
@@ -311,6 +319,7 @@ fn declare<'a>(c: &mut Checker, s: &'a Scenario) -> Declared<'a> {
         namespaces: s.cluster.namespaces.iter().map(|n| n.as_str()).collect(),
         pods: HashSet::new(),
         pod_groups: HashMap::new(),
+        single_pods: HashMap::new(),
     };
     let mut pod_decls: Vec<(&Name, &PodDecl)> = s.cluster.pods.iter().collect();
     for step in &s.steps {

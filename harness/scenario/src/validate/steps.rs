@@ -13,8 +13,7 @@ use crate::model::*;
 const MAX_CONCURRENT: u32 = 100;
 
 /// Every action key, for hints.
-const ACTIONS: &str =
-    "token, blob, apply, delete, patch, wait, sleep, cloud, stop, start, kill, restart, health";
+const ACTIONS: &str = "token, blob, exec, apply, delete, patch, wait, sleep, cloud, stop, start, kill, restart, health";
 
 /// Checks every step, and that the scenario as a whole can fail.
 pub(super) fn check_steps(c: &mut Checker, s: &Scenario, declared: &Declared) {
@@ -65,6 +64,9 @@ fn check_step(c: &mut Checker, step: &Located<Step>, s: &Scenario, declared: &De
         }
     };
     let mut checks = check_action(c, action, step.at, s, declared, &modes);
+    for fault in &st.faults {
+        super::faults::check_fault(c, fault, declared);
+    }
     if let Some(within) = st.within {
         if within.0.is_zero() {
             c.report(
@@ -88,6 +90,8 @@ fn check_step(c: &mut Checker, step: &Located<Step>, s: &Scenario, declared: &De
         None if repeats_action(action) => {
             let example = if matches!(action, Action::Health(_)) {
                 "add e.g. `expect: {status: 200, body: {equals: Active}}`"
+            } else if matches!(action, Action::Exec(_)) {
+                "add e.g. `expect: {exitCode: 0, stdout: {json: {ok: true}}}`"
             } else {
                 "add e.g. `expect: {status: 200}`"
             };
@@ -110,7 +114,7 @@ fn check_step(c: &mut Checker, step: &Located<Step>, s: &Scenario, declared: &De
 fn repeats_action(action: Action) -> bool {
     matches!(
         action,
-        Action::Token(_) | Action::Blob(_) | Action::Health(_)
+        Action::Token(_) | Action::Blob(_) | Action::Exec(_) | Action::Health(_)
     )
 }
 
@@ -158,42 +162,9 @@ fn check_action(
     modes: &[NmiMode],
 ) -> usize {
     match action {
-        Action::Token(t) => {
-            pod_exists(c, &t.pod, declared);
-            for tpl in t
-                .identity()
-                .templates()
-                .chain(t.resource.iter())
-                .chain(t.api_version.iter())
-                .chain(t.path.iter())
-                .chain(t.headers.values())
-                .chain(t.query.values())
-            {
-                c.template(tpl, declared);
-            }
-            if let Some(p) = &t.path {
-                if !p.starts_with('/') {
-                    c.report(
-                        p.at,
-                        format!("path `{}` does not start with `/`", p.value),
-                        "write an absolute request path such as `/metadata/identity/oauth2/token`",
-                    );
-                }
-            }
-            if let Some(n) = &t.concurrent {
-                if !(1..=MAX_CONCURRENT).contains(&n.value) {
-                    c.report(
-                        n.at,
-                        format!(
-                            "`concurrent` sends 1 to {MAX_CONCURRENT} requests at once, not {}",
-                            n.value
-                        ),
-                        "leave it out for one request; for more pods declare a pod group with `replicas`",
-                    );
-                }
-            }
-        }
+        Action::Token(t) => check_token(c, t, declared),
         Action::Blob(b) => check_blob(c, b, step_at, s, declared),
+        Action::Exec(x) => check_exec(c, x, step_at, declared),
         Action::Apply(cl) => {
             if cl.is_empty() {
                 c.report(
@@ -228,6 +199,7 @@ fn check_action(
     0
 }
 
+/// The pod a request or command comes from: declared, and with a network of its own.
 fn pod_exists(c: &mut Checker, pod: &Name, declared: &Declared) {
     if !declared.pod_or_group(pod.as_str()) {
         c.report(
@@ -235,7 +207,175 @@ fn pod_exists(c: &mut Checker, pod: &Name, declared: &Declared) {
             format!("pod `{pod}` is not declared"),
             declared.pods_hint(),
         );
+    } else if let Some(owner) = declared
+        .single_pods
+        .get(pod.as_str())
+        .and_then(|p| p.ip_of.as_ref())
+    {
+        c.report(
+            pod.at,
+            format!("pod `{pod}` has no network of its own: it only reports `{owner}`'s IP"),
+            format!(
+                "send from `{owner}`, or from another pod with `sourceAddress: ${{pods.{pod}.ip}}`"
+            ),
+        );
     }
+}
+
+/// A `token` step's request: where it goes, where it comes from, and its headers.
+fn check_token(c: &mut Checker, t: &TokenStep, declared: &Declared) {
+    pod_exists(c, &t.pod, declared);
+    for tpl in t
+        .identity()
+        .templates()
+        .chain(t.resource.iter())
+        .chain(t.api_version.iter())
+        .chain(t.path.iter())
+        .chain(t.headers.values().flat_map(HeaderValue::values))
+        .chain(t.query.values())
+        .chain(t.endpoint.iter())
+        .chain(t.source_address.iter())
+    {
+        c.template(tpl, declared);
+    }
+    if let Some(p) = &t.path {
+        if !p.starts_with('/') {
+            c.report(
+                p.at,
+                format!("path `{}` does not start with `/`", p.value),
+                "write an absolute request path such as `/metadata/identity/oauth2/token`",
+            );
+        }
+    }
+    if let Some(n) = &t.concurrent {
+        if !(1..=MAX_CONCURRENT).contains(&n.value) {
+            c.report(
+                n.at,
+                format!(
+                    "`concurrent` sends 1 to {MAX_CONCURRENT} requests at once, not {}",
+                    n.value
+                ),
+                "leave it out for one request; for more pods declare a pod group with `replicas`",
+            );
+        }
+    }
+    if let Some(endpoint) = &t.endpoint {
+        let rest = endpoint
+            .strip_prefix("http://")
+            .or_else(|| endpoint.strip_prefix("https://"));
+        match rest {
+            None | Some("") => c.report(
+                endpoint.at,
+                format!("endpoint `{}` is not an http(s) base URL", endpoint.value),
+                "write scheme, host and port only, e.g. `http://${nodes.node-0.ip}:8085`; the request path goes in `path`",
+            ),
+            Some(rest) if rest.contains(['/', '?', '#']) => c.report(
+                endpoint.at,
+                format!("endpoint `{}` has more than a scheme, host and port", endpoint.value),
+                "put the request path in `path` and query parameters in `query`",
+            ),
+            Some(_) => {}
+        }
+    }
+    if let Some(source) = &t.source_address {
+        if !source.contains("${") && source.parse::<std::net::Ipv4Addr>().is_err() {
+            c.report(
+                source.at,
+                format!("`{}` is not an IPv4 address", source.value),
+                "write an address such as `10.244.0.7`, or refer to a pod's: `${pods.<name>.ip}`",
+            );
+        }
+    }
+    for (name, value) in &t.headers {
+        let at = value.values().next().map(|v| v.at);
+        if name.is_empty() || !name.bytes().all(is_header_name_byte) {
+            c.report(
+                at.unwrap_or(t.pod.at),
+                format!("`{name}` is not a header name"),
+                "header names are letters, digits and `-`, e.g. `Metadata` or `X-Forwarded-For`",
+            );
+        }
+        if let HeaderValue::Many(list) = value {
+            if list.is_empty() {
+                c.report(
+                    t.pod.at,
+                    format!("header `{name}` lists no values, so it would not be sent"),
+                    "give at least one value, or drop the header",
+                );
+            }
+        }
+        if t.metadata_header && name.eq_ignore_ascii_case("Metadata") {
+            c.report(
+                at.unwrap_or(t.pod.at),
+                "`headers` sends `Metadata` and so does `metadataHeader` (true by default)",
+                "set `metadataHeader: false` and list every `Metadata` value in `headers`, e.g. `Metadata: [\"false\", \"true\"]`",
+            );
+        }
+    }
+}
+
+/// RFC 9110 `tchar`s, the bytes a header name may hold.
+fn is_header_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// An `exec` step runs one client (with `args`) or one raw `command` in one pod.
+fn check_exec(c: &mut Checker, x: &ExecStep, step_at: Position, declared: &Declared) {
+    if let Some(size) = declared.pod_groups.get(x.pod.as_str()) {
+        c.report(
+            x.pod.at,
+            format!(
+                "`exec` runs in one pod, and `{}` is a pod group",
+                x.pod.value
+            ),
+            format!("name one member: {}", super::member_span(&x.pod, *size)),
+        );
+    } else {
+        pod_exists(c, &x.pod, declared);
+    }
+    match (&x.client, x.command.first()) {
+        (Some(client), Some(_)) => c.report(
+            client.at,
+            "an `exec` step runs a `client` or a `command`, not both",
+            "keep `client` (with `args`) to run one of the project's SDK clients, or `command` for any program",
+        ),
+        (None, None) => c.report(
+            step_at,
+            "an `exec` step needs a `client` or a `command`",
+            "e.g. `exec: {pod: app, client: python, args: [token, --resource, https://vault.azure.net]}` or `exec: {pod: app, command: [cat, /etc/hosts]}`",
+        ),
+        (None, Some(_)) => {
+            if let Some(first) = x.args.first() {
+                c.report(
+                    first.at,
+                    "`args` follow a `client`'s program; a `command` carries its own arguments",
+                    "append the arguments to `command`, or run a `client`",
+                );
+            }
+        }
+        (Some(_), None) => {}
+    }
+    for tpl in x.command.iter().chain(&x.args).chain(x.env.values()) {
+        c.template(tpl, declared);
+    }
+    for (name, value) in &x.env {
+        if !is_env_name(name) {
+            c.report(
+                value.at,
+                format!("`{name}` is not an environment variable name"),
+                "use letters, digits and `_`, not starting with a digit, e.g. `AZURE_LOG_LEVEL`",
+            );
+        }
+    }
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`, the names a shell can export.
+fn is_env_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 fn check_blob(c: &mut Checker, b: &BlobStep, step_at: Position, s: &Scenario, declared: &Declared) {

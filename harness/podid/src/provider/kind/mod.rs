@@ -231,7 +231,7 @@ async fn finish_start(
     );
     timings.images_loaded = started.elapsed();
 
-    let workers: Vec<_> = cluster.workers().map(|n| n.name.clone()).collect();
+    let workers: Vec<_> = cluster.workers().map(|n| (n.name.clone(), n.ip)).collect();
     if workers.len() < LOGICAL_NODES.len() {
         return Err((
             ProviderError::plain(format!(
@@ -245,10 +245,11 @@ async fn finish_start(
     let nodes: Vec<NodeInfo> = LOGICAL_NODES
         .iter()
         .zip(&workers)
-        .map(|(logical, name)| NodeInfo {
+        .map(|(logical, (name, ip))| NodeInfo {
             logical: logical.to_string(),
             name: name.clone(),
             machine: machine_of(logical),
+            address: Some(std::net::IpAddr::V4(*ip)),
         })
         .collect();
     let net = cluster.network();
@@ -338,6 +339,6 @@ async fn finish_start(
     Ok(Provider::new(
         "kind",
         Box::new(side),
-        Box::new(MockCloudSide::new(world.cloud)),
+        Box::new(MockCloudSide::new(world.cloud).with_mic_principal(world.mic.object_id)),
     ))
 }

@@ -4,9 +4,12 @@
 //! HTTPS endpoints at documentation-range addresses that only the project's namespaces route.
 
 mod components;
+mod exec;
 mod start;
 
-use std::collections::{BTreeMap, HashMap};
+pub use exec::pod_environment;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -15,7 +18,7 @@ use std::time::SystemTime;
 use podid_local::{LocalCluster, LocalPod, MicConfig, NmiStop, PodOwner, PodSpec, StartupTimings};
 use podid_mocks::ServerHandle;
 use podid_probe::ProbeReport;
-use podid_scenario::{LifecycleAction, OwnerKind, PodPhase};
+use podid_scenario::{ClientKind, LifecycleAction, OwnerKind, PodPhase};
 use podid_toolchain::Toolchain;
 
 pub use start::{AAD_ADDRESS, ARM_ADDRESS, BLOB_ADDRESS, MIC_NODES};
@@ -25,11 +28,13 @@ use super::cluster::{
     ClusterIdentity, ClusterSide, ComponentRef, ConfigureReport, HealthAnswer, IdentityConfig,
     NmiStopCheck, NodeInfo, PodHandle, PodRequest, SavedFile, ShutdownReport,
 };
+use super::cluster::{ExecOutput, ExecRequest, PodShell};
 use super::error::ProviderError;
 use super::kube_objects::KubeObjects;
 use super::mock_cloud::MockCloudSide;
 use super::objects::ObjectStore;
 use super::{ProbeCommand, Provider};
+use crate::clients::ClientPrograms;
 
 /// What the local provider needs to start.
 pub struct LocalProviderConfig {
@@ -39,6 +44,8 @@ pub struct LocalProviderConfig {
     pub toolchain: Toolchain,
     /// How to run the probe inside pods.
     pub probe: ProbeCommand,
+    /// Where the SDK clients pods run are.
+    pub clients: ClientPrograms,
 }
 
 /// How NMI and MIC were last configured; `None` before the first trial or after a failed
@@ -57,7 +64,10 @@ pub struct LocalClusterSide {
     objects: KubeObjects,
     ca_file: PathBuf,
     probe: ProbeCommand,
+    clients: ClientPrograms,
     pods: Mutex<HashMap<(String, String), LocalPod>>,
+    /// Pod objects with another pod's address and no network (`ipOf`).
+    pod_records: Mutex<HashSet<(String, String)>>,
     running: tokio::sync::Mutex<Running>,
     environment: Vec<(String, String)>,
     mic: MicConfig,
@@ -105,7 +115,9 @@ pub async fn start(
         nodes,
         ca_file: cloud.ca_file.clone(),
         probe: config.probe,
+        clients: config.clients,
         pods: Mutex::new(HashMap::new()),
+        pod_records: Mutex::new(HashSet::new()),
         running: tokio::sync::Mutex::new(Running::default()),
         environment: vec![
             ("nmi".into(), tc.versions.nmi.clone()),
@@ -119,7 +131,7 @@ pub async fn start(
     let provider = Provider::new(
         "local",
         Box::new(side),
-        Box::new(MockCloudSide::new(cloud.cloud)),
+        Box::new(MockCloudSide::new(cloud.cloud).with_mic_principal(cloud.mic_principal_id)),
     );
     Ok((provider, timings))
 }
@@ -137,6 +149,12 @@ pub fn cluster_capabilities() -> Capabilities {
         Capability::NodeIptables,
         Capability::PendingPods,
         Capability::ClusterIdentity,
+        Capability::Exec,
+        Capability::PythonClient,
+        Capability::JavaScriptClient,
+        Capability::AzCliClient,
+        Capability::ForgedPodStatus,
+        Capability::SpoofedSource,
     ])
 }
 
@@ -275,6 +293,27 @@ impl ClusterSide for LocalClusterSide {
             },
         };
         let what = format!("pod {}/{}", request.namespace, request.name);
+        if let Some(ip) = request.ip_of {
+            let IpAddr::V4(ip) = ip else {
+                return Err(ProviderError::plain(format!(
+                    "{what}: pods have IPv4 addresses, not {ip}"
+                )));
+            };
+            cluster
+                .create_pod_record(spec, ip)
+                .await
+                .map_err(|e| err(format!("creating {what}"), e))?;
+            self.pod_records
+                .lock()
+                .expect("pod record lock")
+                .insert((request.namespace.clone(), request.name.clone()));
+            return Ok(PodHandle {
+                namespace: request.namespace.clone(),
+                name: request.name.clone(),
+                node: request.node.clone(),
+                ip: IpAddr::V4(ip),
+            });
+        }
         let pod = cluster
             .create_pod(spec)
             .await
@@ -303,6 +342,19 @@ impl ClusterSide for LocalClusterSide {
     }
 
     async fn delete_pod(&self, pod: &PodHandle) -> Result<(), ProviderError> {
+        let key = (pod.namespace.clone(), pod.name.clone());
+        if self
+            .pod_records
+            .lock()
+            .expect("pod record lock")
+            .remove(&key)
+        {
+            return self
+                .cluster()?
+                .delete_pod_record(&pod.namespace, &pod.name)
+                .await
+                .map_err(|e| err(format!("deleting pod {}/{}", pod.namespace, pod.name), e));
+        }
         self.pods
             .lock()
             .expect("pod map lock")
@@ -329,6 +381,89 @@ impl ClusterSide for LocalClusterSide {
             &String::from_utf8_lossy(&output.stderr),
             output.status,
         )
+    }
+
+    fn kubeconfig(&self) -> Option<PathBuf> {
+        self.cluster().ok().map(|c| c.kubeconfig().to_path_buf())
+    }
+
+    fn pod_shell(&self, pod: &PodHandle) -> Option<PodShell> {
+        let local = self.local_pod(pod).ok()?;
+        Some(PodShell {
+            prefix: ["ip", "netns", "exec", local.netns.name()]
+                .map(String::from)
+                .to_vec(),
+            env: pod_environment(&self.ca_file),
+        })
+    }
+
+    fn client_program(&self, client: ClientKind) -> Option<Vec<String>> {
+        Some(self.clients.argv(client))
+    }
+
+    async fn exec(
+        &self,
+        pod: &PodHandle,
+        request: &ExecRequest,
+    ) -> Result<ExecOutput, ProviderError> {
+        let local = self.local_pod(pod)?;
+        let what = format!(
+            "running `{}` in pod {}/{}",
+            request.argv.join(" "),
+            pod.namespace,
+            pod.name
+        );
+        let (program, args) = request
+            .argv
+            .split_first()
+            .ok_or_else(|| ProviderError::plain(format!("{what}: no program")))?;
+        let mut command = self.cluster()?.pod_command(&local, Path::new(program));
+        command
+            .args(args)
+            .env_clear()
+            .envs(pod_environment(&self.ca_file))
+            .envs(request.env.iter().cloned())
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        exec::run(command, request.timeout)
+            .await
+            .map_err(|e| err(what, e))
+    }
+
+    async fn run_probe_from(
+        &self,
+        pod: &PodHandle,
+        source: IpAddr,
+        args: &[String],
+    ) -> Result<ProbeReport, ProviderError> {
+        let local = self.local_pod(pod)?;
+        let IpAddr::V4(address) = source else {
+            return Err(ProviderError::plain(format!(
+                "pods have IPv4 addresses, not {source}"
+            )));
+        };
+        let what = format!("taking on {source} in pod {}/{}", pod.namespace, pod.name);
+        let netlink = local
+            .netns
+            .netlink()
+            .await
+            .map_err(|e| err(what.clone(), e))?;
+        netlink
+            .add_address("eth0", address, 32)
+            .await
+            .map_err(|e| err(what.clone(), e))?;
+        let mut with_source = args.to_vec();
+        with_source.extend(["--source-address".to_string(), source.to_string()]);
+        let report = self.run_probe(pod, &with_source).await;
+        let removed = netlink.delete_address("eth0", address).await;
+        let report = report?;
+        removed.map_err(|e| {
+            err(
+                format!("giving {source} back in pod {}/{}", pod.namespace, pod.name),
+                e,
+            )
+        })?;
+        Ok(report)
     }
 
     async fn save_diagnostics(&self, _since: SystemTime, dir: &Path) -> Vec<SavedFile> {

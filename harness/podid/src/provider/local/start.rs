@@ -61,6 +61,8 @@ pub struct LocalCloud {
     pub mic_cloud_config: PathBuf,
     pub subscription: String,
     pub cluster_identity: ClusterIdentity,
+    /// MIC's principal (object) ID, for role assignments to `mic`.
+    pub mic_principal_id: String,
 }
 
 /// Creates the mock cloud (see [`mock_world`]), its CA bundle and MIC's azure.json.
@@ -94,6 +96,7 @@ pub fn create_cloud(work_dir: &Path) -> Result<LocalCloud, ProviderError> {
         mic_cloud_config,
         subscription: world.subscription_id,
         cluster_identity: world.cluster_identity,
+        mic_principal_id: world.mic.object_id,
     })
 }
 
@@ -191,6 +194,7 @@ pub async fn serve_cloud_in_nodes(
             logical: logical.to_string(),
             name: logical.to_string(),
             machine,
+            address: Some(IpAddr::V4(node.addressing.gateway())),
         });
     }
     Ok((nodes, servers))

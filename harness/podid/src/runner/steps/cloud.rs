@@ -1,7 +1,7 @@
 //! `cloud` steps: changes an operator makes behind MIC's back. What a step puts on a machine
 //! is taken off at the trial's end, and the cluster identity it takes off is put back.
 
-use podid_scenario::{CloudStep, Name, NodeIdentityChange, RoleAssignmentDecl};
+use podid_scenario::{CloudStep, MIC_PRINCIPAL, Name, NodeIdentityChange, RoleAssignmentDecl};
 
 use crate::instance::CLUSTER_IDENTITY;
 use crate::provider::{Machine, RoleChange};
@@ -78,6 +78,12 @@ fn role_change(run: &ScenarioRun<'_>, r: &RoleAssignmentDecl) -> Result<RoleChan
     let inst = &run.inst;
     let name = r.principal.as_str();
     let principal_id = match name {
+        MIC_PRINCIPAL => run
+            .env
+            .provider
+            .cloud
+            .mic_principal_id()
+            .ok_or_else(|| StepError::UnknownPrincipal(name.to_string()))?,
         CLUSTER_IDENTITY => inst
             .cluster_identity
             .as_ref()
@@ -94,11 +100,15 @@ fn role_change(run: &ScenarioRun<'_>, r: &RoleAssignmentDecl) -> Result<RoleChan
             })
             .ok_or_else(|| StepError::UnknownPrincipal(name.to_string()))?,
     };
-    let account = inst
-        .accounts
-        .get(r.account.as_str())
-        .cloned()
-        .ok_or_else(|| StepError::UnknownAccount(r.account.value.clone()))?;
+    let account = match &r.account {
+        None => None,
+        Some(a) => Some(
+            inst.accounts
+                .get(a.as_str())
+                .cloned()
+                .ok_or_else(|| StepError::UnknownAccount(a.value.clone()))?,
+        ),
+    };
     Ok(RoleChange {
         principal_id,
         role: r.role.value,

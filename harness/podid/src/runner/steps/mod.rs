@@ -8,6 +8,7 @@
 mod answers;
 mod cloud;
 mod component;
+mod exec;
 mod names;
 mod objects;
 mod probe;
@@ -126,10 +127,27 @@ async fn check_surroundings(
     Ok(failures)
 }
 
-/// Runs a step and judges it.
+/// Runs a step and judges it, with its own faults in place while it runs.
 pub async fn run_step(run: &mut ScenarioRun<'_>, index: usize, step: &Step) -> StepReport {
     let started = Instant::now();
-    let result = perform(run, step).await;
+    let cloud = run.env.provider.cloud.as_ref();
+    let result = match super::faults::add_all(cloud, &step.faults, &run.inst).await {
+        Err(e) => Err(ActionError::from(e)),
+        Ok(faults) => {
+            let result = perform(run, step).await;
+            let problems = super::faults::remove_all(run.env.provider.cloud.as_ref(), faults).await;
+            match (result, problems.is_empty()) {
+                (Ok(a), false) => Err(ActionError {
+                    error: StepError::from(crate::provider::ProviderError::plain(format!(
+                        "taking the step's faults out: {}",
+                        problems.join("; ")
+                    ))),
+                    output: a.output,
+                }),
+                (result, _) => result,
+            }
+        }
+    };
     match result {
         Ok(a) => report::judged(index, step, started.elapsed(), a.failures, a.output),
         Err(failed) => report::errored(
@@ -151,6 +169,7 @@ async fn perform(run: &mut ScenarioRun<'_>, step: &Step) -> Result<Attempt, Acti
         Action::Token(t) => probe::token(run, step, t).await,
         Action::Blob(b) => probe::blob(run, step, b).await,
         Action::Health(target) => component::health(run, step, target).await,
+        Action::Exec(e) => exec::exec(run, step, e).await,
         _ => {
             let cursor = run.env.provider.request_cursor();
             let started = Instant::now();
@@ -212,7 +231,9 @@ async fn act(run: &mut ScenarioRun<'_>, action: Action<'_>) -> Result<Attempt, S
             component::lifecycle(run, a, target).await?;
             None
         }
-        Action::Token(_) | Action::Blob(_) | Action::Health(_) => return Err(StepError::NoAction),
+        Action::Token(_) | Action::Blob(_) | Action::Health(_) | Action::Exec(_) => {
+            return Err(StepError::NoAction);
+        }
     };
     Ok(Attempt { failures, output })
 }

@@ -42,6 +42,27 @@ pub fn step_name(step: &Step) -> String {
         Some(Action::Cloud(c)) => cloud_name(c),
         Some(Action::Lifecycle(a, t)) => format!("{} {}", a.keyword(), target_name(t)),
         Some(Action::Health(t)) => format!("health of {}", target_name(t)),
+        Some(Action::Exec(e)) => match &e.client {
+            Some(c) => format!(
+                "{} client in {}: {}",
+                c.value.as_str(),
+                e.pod.value,
+                e.args
+                    .iter()
+                    .map(|a| a.value.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            None => format!(
+                "run `{}` in {}",
+                e.command
+                    .iter()
+                    .map(|a| a.value.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                e.pod.value
+            ),
+        },
         None => "invalid step".into(),
     }
 }
@@ -51,9 +72,10 @@ fn role_name(r: &RoleAssignmentDecl) -> String {
         .ok()
         .and_then(|v| v.as_str().map(String::from))
         .unwrap_or_default();
-    let scope = match &r.container {
-        Some(c) => format!("{}/{}", r.account.value, c.value),
-        None => r.account.value.clone(),
+    let scope = match (&r.account, &r.container) {
+        (Some(a), Some(c)) => format!("{}/{}", a.value, c.value),
+        (Some(a), None) => a.value.clone(),
+        (None, _) => "the subscription".to_string(),
     };
     format!("{role} for {} on {scope}", r.principal.value)
 }

@@ -1,6 +1,7 @@
 //! `token` and `blob` steps: the probe run inside pods, from one pod or from every member of
 //! a pod group at once, `concurrent` times per pod, every answer judged.
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
@@ -40,9 +41,12 @@ fn token_args(t: &TokenStep, resolver: &dyn Resolve) -> Result<Vec<String>, Step
         args.push("--no-metadata-header".into());
     }
     for (k, v) in &t.headers {
-        args.push("--header".into());
-        args.push(format!("{k}: {}", render(v, resolver, "headers")?));
+        for value in v.values() {
+            args.push("--header".into());
+            args.push(format!("{k}: {}", render(value, resolver, "headers")?));
+        }
     }
+    opt("--endpoint", t.endpoint.as_ref(), resolver, &mut args)?;
     for (k, v) in &t.query {
         args.push("--query".into());
         args.push(format!("{k}={}", render(v, resolver, "query")?));
@@ -160,6 +164,7 @@ async fn send(
     pods: &[String],
     per_pod: u32,
     args: &[String],
+    source: Option<IpAddr>,
 ) -> Result<Vec<Sent>, StepError> {
     let mut targets = Vec::new();
     for name in pods {
@@ -176,7 +181,13 @@ async fn send(
     let cluster = &run.env.provider.cluster;
     let sent = join_all(targets.into_iter().map(|(name, pod, label)| async move {
         let started = Instant::now();
-        let report = tokio::time::timeout(limit, cluster.run_probe(&pod, args))
+        let probe = async {
+            match source {
+                Some(source) => cluster.run_probe_from(&pod, source, args).await,
+                None => cluster.run_probe(&pod, args).await,
+            }
+        };
+        let report = tokio::time::timeout(limit, probe)
             .await
             .map_err(|_| StepError::ProbeTimeout { pod: name, limit })?
             .map_err(StepError::Provider)?;
@@ -235,11 +246,12 @@ async fn probe_once(
     pods: &[String],
     per_pod: u32,
     args: &[String],
+    source: Option<IpAddr>,
     is_blob: bool,
     expect: Option<&Expect>,
 ) -> Result<Attempt, ActionError> {
     let cursor = run.env.provider.request_cursor();
-    let sent = send(run, pods, per_pod, args).await?;
+    let sent = send(run, pods, per_pod, args, source).await?;
     let mut answered = Vec::new();
     let mut unanswered = Vec::new();
     for s in &sent {
@@ -251,6 +263,29 @@ async fn probe_once(
             }),
             Err(why) => unanswered.push((s.label.as_str(), why)),
         }
+    }
+    if expect.is_some_and(|e| e.answered.as_ref().is_some_and(|a| !a.value)) {
+        return Ok(unanswered_expected(run, &sent, &answered, expect, cursor).await?);
+    }
+    let must_answer = expect
+        .and_then(|e| e.answered.as_ref())
+        .is_some_and(|a| a.value);
+    if must_answer && !unanswered.is_empty() {
+        // An explicit `answered: true` makes a missing answer a failed expectation.
+        let failed: Vec<&str> = unanswered.iter().map(|(l, _)| *l).collect();
+        let failures = unanswered
+            .iter()
+            .map(|(label, why)| podid_reports::Failure {
+                expectation: "answered".into(),
+                expected: "an HTTP answer".into(),
+                actual: format!("{label}: {why}"),
+                message: format!("{label} got no answer"),
+            })
+            .collect();
+        return Ok(Attempt {
+            failures,
+            output: Some(output(&sent, &failed)),
+        });
     }
     if !unanswered.is_empty() {
         let failed: Vec<&str> = unanswered.iter().map(|(l, _)| *l).collect();
@@ -293,6 +328,38 @@ async fn probe_once(
     })
 }
 
+/// Judges a step that must get no answer (`answered: false`): every answer is a failure; the
+/// requests the cloud received and what the cluster holds are checked as for any step.
+async fn unanswered_expected(
+    run: &ScenarioRun<'_>,
+    sent: &[Sent],
+    answered: &[Answer<'_>],
+    expect: Option<&Expect>,
+    cursor: Option<u64>,
+) -> Result<Attempt, StepError> {
+    let labels: Vec<&str> = answered.iter().map(|a| a.label.as_str()).collect();
+    let mut failures: Vec<podid_reports::Failure> = answered
+        .iter()
+        .map(|a| podid_reports::Failure {
+            expectation: "answered".into(),
+            expected: "no HTTP answer".into(),
+            actual: format!(
+                "{}: status {}",
+                a.label,
+                a.exchange.status.unwrap_or_default()
+            ),
+            message: format!("{} got an answer", a.label),
+        })
+        .collect();
+    if let Some(expect) = expect {
+        failures.extend(check_surroundings(run, expect, cursor).await?);
+    }
+    Ok(Attempt {
+        failures,
+        output: Some(output(sent, &labels)),
+    })
+}
+
 /// Runs a probe step, retrying while its expectations fail and its `within` lasts.
 async fn probe_step(
     run: &ScenarioRun<'_>,
@@ -300,12 +367,13 @@ async fn probe_step(
     pod: &str,
     per_pod: u32,
     args: Vec<String>,
+    source: Option<IpAddr>,
     is_blob: bool,
 ) -> Result<Attempt, ActionError> {
     let pods = run.inst.pod_names(pod);
     let expect = step.expect.as_ref();
     retried(step, || {
-        probe_once(run, &pods, per_pod, &args, is_blob, expect)
+        probe_once(run, &pods, per_pod, &args, source, is_blob, expect)
     })
     .await
 }
@@ -318,7 +386,18 @@ pub(super) async fn token(
 ) -> Result<Attempt, ActionError> {
     let args = token_args(t, &run.inst)?;
     let per_pod = t.concurrent.as_ref().map_or(1, |n| n.value.max(1));
-    probe_step(run, step, &t.pod.value, per_pod, args, false).await
+    let source = match &t.source_address {
+        None => None,
+        Some(a) => {
+            let text = render(a, &run.inst, "sourceAddress")?;
+            Some(text.parse::<IpAddr>().map_err(|e| {
+                StepError::from(crate::provider::ProviderError::plain(format!(
+                    "sourceAddress `{text}` is not an IP address: {e}"
+                )))
+            })?)
+        }
+    };
+    probe_step(run, step, &t.pod.value, per_pod, args, source, false).await
 }
 
 /// A `blob` step.
@@ -328,5 +407,5 @@ pub(super) async fn blob(
     b: &BlobStep,
 ) -> Result<Attempt, ActionError> {
     let args = blob_args(run, b)?;
-    probe_step(run, step, &b.pod.value, 1, args, true).await
+    probe_step(run, step, &b.pod.value, 1, args, None, true).await
 }

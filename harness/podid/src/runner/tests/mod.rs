@@ -14,6 +14,7 @@ use crate::provider::fake;
 
 mod cloud;
 mod components;
+mod faults;
 mod groups;
 mod objects;
 mod sharing;
