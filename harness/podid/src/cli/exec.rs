@@ -58,6 +58,13 @@ pub fn run(args: ExecArgs) -> ExitCode {
             ));
         }
     };
+    if !process_alive(state.pid) {
+        return super::fail(format!(
+            "the `podid up` described in {} (pid {}) has ended, and its pods with it; start it again",
+            file.display(),
+            state.pid
+        ));
+    }
     let Some(pod) = state
         .pods
         .iter()
@@ -98,4 +105,15 @@ fn spawn(argv: &[String], env: &[(String, String)]) -> ExitCode {
         Ok(s) => ExitCode::from(s.code().map_or(1, |c| c.clamp(0, 255) as u8)),
         Err(e) => super::fail(format!("running `{}`: {e}", argv.join(" "))),
     }
+}
+
+/// Whether process `pid` still runs (a killed one that nobody reaped yet does not).
+fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat.rsplit_once(") ")?.1.chars().next()?;
+            Some(state != 'Z' && state != 'X')
+        })
+        .unwrap_or(false)
 }

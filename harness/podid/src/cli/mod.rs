@@ -158,6 +158,12 @@ pub fn main() -> ExitCode {
         }
     };
     init_logging(cli.verbose);
+    if matches!(
+        cli.command,
+        Command::Validate(_) | Command::Schema | Command::List(_) | Command::Clean
+    ) {
+        die_quietly_on_closed_stdout();
+    }
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match cli.command {
         Command::Validate(args) => validate::run(args),
@@ -185,6 +191,16 @@ pub fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// Commands that only print end like other Unix tools when their reader goes away
+/// (`podid list | head`): killed by SIGPIPE, not a panic about a broken pipe. Not for commands
+/// that talk to servers, where a peer closing a socket must stay an error.
+fn die_quietly_on_closed_stdout() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: restores the default disposition before any thread that could rely on the
+    // ignored one exists; no handler code runs.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
 
 pub fn tokio_runtime() -> tokio::runtime::Runtime {

@@ -32,6 +32,8 @@ pub struct UpArgs {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UpState {
     pub run_id: String,
+    /// The `podid up` process holding the environment: when it is gone, so are the pods.
+    pub pid: u32,
     pub scenario: String,
     pub kubeconfig: Option<PathBuf>,
     pub clients_dir: PathBuf,
@@ -93,6 +95,7 @@ fn describe(held: &HeldTrial, env: &runner::Environment, scenario: &str) -> UpSt
     let cluster = &env.provider.cluster;
     UpState {
         run_id: env.run_id.clone(),
+        pid: std::process::id(),
         scenario: scenario.to_string(),
         kubeconfig: cluster.kubeconfig(),
         clients_dir: podid::clients::ClientPrograms::locate()
