@@ -6,12 +6,6 @@ use common::*;
 use podid_mocks::{TokenRequest, TokenSubject, TokenVersion};
 use serde_json::{Value, json};
 
-async fn arm_token(env: &Env) -> String {
-    // node-2's system identity acts like MIC's managed identity.
-    env.imds_token(&env.imds_node2, "https://management.azure.com/", None)
-        .await
-}
-
 async fn send(
     env: &Env,
     method: reqwest::Method,
@@ -30,12 +24,6 @@ async fn send(
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     (status, resp.json().await.unwrap_or(Value::Null), headers)
-}
-
-fn vmss_url(env: &Env) -> String {
-    env.arm_url(&format!(
-        "/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachineScaleSets/pool?api-version=2019-12-01"
-    ))
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::arm_send as send;
 use common::*;
 use podid_mocks::{
     ArmBehaviour, BuiltinRole, MachineRef, RoleAssignment, TokenRequest, TokenSubject, TokenVersion,
@@ -54,22 +55,6 @@ fn vmss_scope() -> String {
 
 fn vmss_url(env: &Env) -> String {
     env.arm_url(&format!("{}?api-version=2019-12-01", vmss_scope()))
-}
-
-async fn send(
-    env: &Env,
-    method: reqwest::Method,
-    url: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = env.client.request(method, url).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
 }
 
 /// MIC's PATCH adding `names` (lower-cased ids, `{}`).

@@ -9,17 +9,6 @@ use podid_mocks::{ArmBehaviour, FaultRule, MachineRef, RequestFilter, Service};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-async fn arm_token(env: &Env) -> String {
-    env.imds_token(&env.imds_node2, "https://management.azure.com/", None)
-        .await
-}
-
-fn vmss_url(env: &Env) -> String {
-    env.arm_url(&format!(
-        "/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachineScaleSets/pool?api-version=2019-12-01"
-    ))
-}
-
 async fn send(
     env: &Env,
     method: reqwest::Method,

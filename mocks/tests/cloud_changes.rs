@@ -4,36 +4,10 @@
 
 mod common;
 
+use common::arm_send as send;
 use common::*;
 use podid_mocks::{BuiltinRole, MachineRef, RoleAssignment};
 use serde_json::{Value, json};
-
-async fn arm_token(env: &Env) -> String {
-    env.imds_token(&env.imds_node2, "https://management.azure.com/", None)
-        .await
-}
-
-fn vmss_url(env: &Env) -> String {
-    env.arm_url(&format!(
-        "/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachineScaleSets/pool?api-version=2019-12-01"
-    ))
-}
-
-async fn send(
-    env: &Env,
-    method: reqwest::Method,
-    url: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = env.client.request(method, url).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
 
 /// IMDS's answer on `imds` for `selector` (`client_id=…` or `mi_res_id=…`).
 async fn imds(env: &Env, imds: &podid_mocks::ServerHandle, selector: (&str, &str)) -> (u16, Value) {

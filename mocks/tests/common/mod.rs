@@ -384,3 +384,33 @@ pub fn assert_imds_token_body(body: &serde_json::Value, client_id: &str, resourc
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], "86399");
 }
+
+/// An ARM token of node-2's system-assigned identity, which stands in for MIC's identity.
+pub async fn arm_token(env: &Env) -> String {
+    env.imds_token(&env.imds_node2, "https://management.azure.com/", None)
+        .await
+}
+
+/// Scale set `pool`'s URL with the api-version MIC sends.
+pub fn vmss_url(env: &Env) -> String {
+    env.arm_url(&format!(
+        "/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachineScaleSets/pool?api-version=2019-12-01"
+    ))
+}
+
+/// An authenticated ARM request; its status and JSON body (`null` when it has none).
+pub async fn arm_send(
+    env: &Env,
+    method: reqwest::Method,
+    url: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut req = env.client.request(method, url).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
