@@ -79,3 +79,18 @@ pub enum MockError {
         source: std::io::Error,
     },
 }
+
+/// An error with its causes, `: `-joined (reqwest's own message hides the OS error).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -3,7 +3,8 @@
 //! One [`MockCloud`] holds the model (tenant, identities, service principals, role assignments,
 //! storage accounts, machines) and serves it through four kinds of server, each on a listener the
 //! caller has already bound (possibly inside another network namespace). Every request is
-//! recorded for assertions, and fault rules can make chosen requests fail or stall.
+//! recorded for assertions, and fault rules can make chosen requests fail or stall. A cloud
+//! running in another process (a pod) is driven through its [`control`] API.
 
 #![warn(missing_docs)]
 
@@ -15,6 +16,7 @@ mod behaviour;
 mod blob;
 mod cloud;
 mod context;
+pub mod control;
 mod core;
 mod error;
 mod fault;
@@ -23,6 +25,7 @@ mod imds;
 mod millis;
 mod observe;
 mod record;
+pub mod redirect;
 mod request_parts;
 pub mod resource_id;
 mod routes;
@@ -40,6 +43,7 @@ pub use arm::identity_patch;
 pub use behaviour::{ArmBehaviour, ImdsBehaviour};
 pub use blob::address::{BlobAddress, parse as parse_blob_address};
 pub use cloud::{MockCloud, MockCloudBuilder};
+pub use control::{ControlError, ControlServer, RemoteMockCloud};
 pub use error::MockError;
 pub use fault::{FaultId, FaultRule};
 pub use hosts::{BLOB_HOST_SUFFIX, blob_host};

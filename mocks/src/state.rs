@@ -74,6 +74,55 @@ pub(crate) struct ContainerState {
 pub(crate) struct AccountState {
     pub resource_group: String,
     pub containers: BTreeMap<String, ContainerState>,
+    /// What ARM reports for it (region, tags, SKU, kind, properties it was created with).
+    pub arm: ArmAttributes,
+}
+
+/// The ARM attributes of a resource created through ARM: its region and tags (and, for storage
+/// accounts, what a PUT asked for). Objects of the spec get the defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ArmAttributes {
+    pub location: String,
+    pub tags: BTreeMap<String, String>,
+    /// Storage accounts: `sku.name` (`Standard_LRS` by default).
+    pub sku: String,
+    /// Storage accounts: `kind` (`StorageV2` by default).
+    pub kind: String,
+    /// Storage accounts: `properties.allowSharedKeyAccess`, as given.
+    pub allow_shared_key_access: Option<bool>,
+    pub created: SystemTime,
+}
+
+impl Default for ArmAttributes {
+    fn default() -> Self {
+        Self {
+            location: "eastus".into(),
+            tags: BTreeMap::new(),
+            sku: "Standard_LRS".into(),
+            kind: "StorageV2".into(),
+            allow_shared_key_access: None,
+            created: SystemTime::now(),
+        }
+    }
+}
+
+/// A resource group created through ARM. Groups that only hold objects of the spec exist
+/// implicitly, in `eastus` and without tags.
+#[derive(Debug, Clone)]
+pub(crate) struct ResourceGroupState {
+    /// The name as it was created (ARM keeps the spelling; lookups ignore case).
+    pub name: String,
+    pub attributes: ArmAttributes,
+}
+
+/// A role assignment created through ARM, under the name (a GUID) its creator chose.
+#[derive(Debug, Clone)]
+pub(crate) struct NamedRoleAssignment {
+    pub name: String,
+    pub assignment: RoleAssignment,
+    /// `properties.principalType` as given (`ServicePrincipal`, `User`, …).
+    pub principal_type: Option<String>,
+    pub created: SystemTime,
 }
 
 /// One VM or scale set with its current identity assignment.
@@ -112,6 +161,15 @@ pub(crate) struct CloudState {
     pub extra_resources: Vec<String>,
     /// Long-running ARM machine writes, by (lower-case) operation id.
     pub arm_operations: BTreeMap<String, crate::arm::operations::ArmOperation>,
+    /// Resource groups created through ARM, by lower-case name.
+    pub resource_groups: BTreeMap<String, ResourceGroupState>,
+    /// Region and tags of user-assigned identities created through ARM, by normalized id.
+    pub identity_attributes: BTreeMap<String, ArmAttributes>,
+    /// Role assignments created through ARM, by lower-case name.
+    pub named_role_assignments: BTreeMap<String, NamedRoleAssignment>,
+    /// Results of ARM operations tracked by a `Location` URL (resource group deletion, storage
+    /// account creation), by lower-case id: the body the final poll answers, if any.
+    pub operation_results: BTreeMap<String, Option<serde_json::Value>>,
 }
 
 /// A managed identity resolved for a token: which principal and its `xms_mirid`.
@@ -168,6 +226,10 @@ impl CloudState {
             machines: Vec::new(),
             extra_resources: Vec::new(),
             arm_operations: BTreeMap::new(),
+            resource_groups: BTreeMap::new(),
+            identity_attributes: BTreeMap::new(),
+            named_role_assignments: BTreeMap::new(),
+            operation_results: BTreeMap::new(),
         };
         state.merge(spec)?;
         Ok(state)
@@ -341,6 +403,7 @@ impl CloudState {
             AccountState {
                 resource_group: acct.resource_group.clone(),
                 containers,
+                arm: ArmAttributes::default(),
             },
         );
         Ok(())
@@ -435,11 +498,13 @@ impl CloudState {
         })
     }
 
-    /// Whether any object lives in resource group `rg`.
+    /// Whether resource group `rg` was created through ARM or any object lives in it.
     pub fn resource_group_exists(&self, rg: &str) -> bool {
-        self.identities
-            .iter()
-            .any(|i| i.resource_group.eq_ignore_ascii_case(rg))
+        self.resource_groups.contains_key(&rg.to_ascii_lowercase())
+            || self
+                .identities
+                .iter()
+                .any(|i| i.resource_group.eq_ignore_ascii_case(rg))
             || self
                 .machines
                 .iter()

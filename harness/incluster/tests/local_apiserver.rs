@@ -30,7 +30,7 @@ use podid_incluster::{
 };
 use podid_local::{Binaries, LocalCluster, LocalClusterConfig, NmiConfig, NodeConfig};
 
-const MODULE_DIR_VAR: &str = "PODID_AAD_POD_IDENTITY_DIR";
+use podid_toolchain::AAD_POD_IDENTITY_DIR_VAR as MODULE_DIR_VAR;
 
 struct Setup {
     binaries: Binaries,
@@ -44,18 +44,7 @@ fn setup() -> Result<Setup, String> {
     let config = podid_toolchain::ToolchainConfig::from_env();
     let tc = podid_toolchain::ensure(&config, &podid_toolchain::LogObserver)
         .map_err(|e| format!("building the toolchain: {e}"))?;
-    let module_dir = std::env::var_os(MODULE_DIR_VAR)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            config
-                .cache_dir
-                .join("gomod/github.com/!azure")
-                .join(format!(
-                    "aad-pod-identity@{}",
-                    podid_toolchain::AAD_POD_IDENTITY_VERSION
-                ))
-        });
+    let module_dir = config.aad_pod_identity_module_dir();
     if !module_dir.is_dir() {
         return Err(format!(
             "the aad-pod-identity module is not at {} (the toolchain downloads it with the \

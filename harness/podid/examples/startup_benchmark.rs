@@ -58,6 +58,7 @@ async fn round(workspace: &Path, probe: &Path, provider: ProviderKind) -> Result
             probe: ProbeCommand::binary(probe.to_path_buf()),
             toolchain: ToolchainConfig::from_env(),
             kind: KindOptions::from_env(),
+            existing: podid::provider::existing::ExistingOptions::from_env()?,
         },
         &NoopObserver,
     )

@@ -204,6 +204,7 @@ impl ScenarioInstance {
 
     /// Keeps the values the cloud side gave the declared identities and principals.
     pub fn record_declared(&mut self, declared: DeclaredCloud) {
+        self.accounts.extend(declared.accounts);
         self.identities = declared.identities;
         self.service_principals = declared.service_principals;
     }

@@ -21,6 +21,7 @@ pub async fn start(
     match kind {
         ProviderKind::Local => session::start_local(options, observer).await,
         ProviderKind::Kind => session::start_kind(options, observer).await,
+        ProviderKind::Existing => session::start_existing(options, observer).await,
     }
 }
 
@@ -50,7 +51,8 @@ pub async fn finish(
     duration: Duration,
     scenarios: Vec<ScenarioReport>,
 ) -> (RunReport, ShutdownReport) {
-    let environment = env.provider.cluster.environment();
+    let mut environment = env.provider.cluster.environment();
+    environment.extend(env.provider.cloud.environment());
     let shutdown = env.provider.shutdown().await;
     let report = RunReport {
         run_id: env.run_id.clone(),

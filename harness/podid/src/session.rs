@@ -60,6 +60,7 @@ pub struct StartupFigures {
     pub provider: Duration,
     pub cluster: Option<podid_local::StartupTimings>,
     pub kind: Option<crate::provider::kind::KindTimings>,
+    pub existing: Option<crate::provider::existing::ExistingTimings>,
 }
 
 /// Options of a session, whatever the provider.
@@ -71,6 +72,8 @@ pub struct SessionOptions {
     pub toolchain: ToolchainConfig,
     /// Only read by the kind provider.
     pub kind: crate::provider::kind::KindOptions,
+    /// Only read by the existing provider.
+    pub existing: crate::provider::existing::ExistingOptions,
 }
 
 /// Brings up the local provider: prerequisites, leftovers, toolchain, cluster, mock cloud.
@@ -111,6 +114,7 @@ pub async fn start_local(
         provider: started.elapsed(),
         cluster: Some(timings),
         kind: None,
+        existing: None,
     };
     Ok((
         Environment::new(provider, run_id, run_dir.join("artifacts")),
@@ -195,6 +199,45 @@ pub async fn start_kind(
         provider: started.elapsed(),
         cluster: None,
         kind: Some(timings),
+        existing: None,
+    };
+    Ok((
+        Environment::new(provider, run_id, run_dir.join("artifacts")),
+        figures,
+    ))
+}
+
+/// Brings up the existing provider: the cluster of the kubeconfig (checked in seconds), the
+/// pinned upstream manifests (read from the toolchain's module cache, for installing), the
+/// cloud side.
+pub async fn start_existing(
+    options: SessionOptions,
+    observer: &(dyn BuildObserver + Send + Sync),
+) -> Result<(Environment, StartupFigures), SessionError> {
+    use crate::provider::existing::ExistingProviderConfig;
+    let connected = crate::provider::existing::connect(&options.existing).await?;
+    let started = Instant::now();
+    // Only the pinned module (manifests, CRDs) is needed: a cached toolchain answers at once.
+    let toolchain = podid_toolchain::ensure(&options.toolchain, observer)?;
+    let module_dir = options.toolchain.aad_pod_identity_module_dir();
+    let toolchain_time = started.elapsed();
+    let run_id = podid_local::generate_run_id();
+    let run_dir = options.output_dir.join("runs").join(&run_id);
+    let started = Instant::now();
+    let (provider, timings) = crate::provider::existing::start(ExistingProviderConfig {
+        run_id: run_id.clone(),
+        connected,
+        options: options.existing,
+        aad_pod_identity_module: module_dir,
+        crds: toolchain.crds.clone(),
+    })
+    .await?;
+    let figures = StartupFigures {
+        toolchain: toolchain_time,
+        provider: started.elapsed(),
+        cluster: None,
+        kind: None,
+        existing: Some(timings),
     };
     Ok((
         Environment::new(provider, run_id, run_dir.join("artifacts")),

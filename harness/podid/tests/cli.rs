@@ -30,6 +30,7 @@ where
         .args(args)
         .current_dir(repo_root())
         .env_remove("PODID_LOG")
+        .env_remove("PODID_CLOUD")
         .output()
         .expect("podid starts")
 }
@@ -439,7 +440,7 @@ fn an_unknown_provider_is_one_line_and_exit_2_from_the_flag_or_the_environment()
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", describe(&o));
         assert_eq!(
             stderr(&o),
-            "podid: unknown provider `nope`; valid providers: local, kind\n",
+            "podid: unknown provider `nope`; valid providers: local, kind, existing\n",
             "{args:?}"
         );
     }
@@ -492,6 +493,112 @@ fn list_with_a_provider_plans_every_trial_and_skips_only_with_a_reason() {
             describe(&o)
         );
     }
+}
+
+/// What `existing` runs and skips, with each reason, for both of its clouds: the plan a
+/// platform team reads before pointing podid at a real cluster.
+#[test]
+fn the_existing_providers_plan_says_why_each_skipped_trial_is_skipped() {
+    for cloud in ["mock", "azure"] {
+        let o = podid(["list", "--provider", "existing", "--cloud", cloud]);
+        assert!(o.status.success(), "{}", describe(&o));
+        insta::assert_snapshot!(format!("existing_plan_{cloud}"), stdout(&o));
+        let summary = stderr(&o);
+        assert!(
+            summary.contains("trial(s) would run on `existing`"),
+            "{summary}"
+        );
+    }
+    // A real cloud keeps no request log and takes no faults: fewer trials run than on the mock.
+    let runnable = |cloud: &str| {
+        stdout(&podid(["list", "--provider", "existing", "--cloud", cloud]))
+            .lines()
+            .filter(|l| l.starts_with("run "))
+            .count()
+    };
+    assert!(runnable("azure") < runnable("mock"));
+}
+
+/// `podid run --provider existing` against a cluster it cannot use stops before anything else
+/// with one line saying why (after the line naming the provider), and exit 2.
+fn assert_existing_refused(case: &str, args: &[&str], kubeconfig: Option<&str>, reason: &str) {
+    let dir = std::env::temp_dir().join(format!("podid-cli-{case}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut all = vec![
+        "run",
+        "--provider",
+        "existing",
+        "--out",
+        dir.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    let path = dir.join("kubeconfig");
+    if let Some(text) = kubeconfig {
+        std::fs::write(&path, text).unwrap();
+        all.extend(["--kubeconfig", path.to_str().unwrap()]);
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_podid"))
+        .args(&all)
+        .current_dir(repo_root())
+        .env_remove("PODID_WORKLOAD_IMAGE")
+        .env_remove("PODID_CLOUD")
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("podid starts");
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines.len(),
+        2,
+        "one line of reason expected:\n{}",
+        describe(&o)
+    );
+    assert!(
+        lines[1].starts_with("podid: ") && lines[1].contains(reason),
+        "expected `{reason}`:\n{}",
+        describe(&o)
+    );
+}
+
+#[test]
+fn existing_without_a_workload_image_says_so() {
+    assert_existing_refused(
+        "no-image",
+        &[],
+        None,
+        "needs the image its pods run: give --workload-image",
+    );
+}
+
+#[test]
+fn existing_with_an_empty_kubeconfig_says_so() {
+    assert_existing_refused(
+        "empty",
+        &["--workload-image", "img"],
+        Some(""),
+        "kubeconfig",
+    );
+}
+
+#[test]
+fn existing_with_an_unreachable_api_server_says_so() {
+    // A port nothing listens on: the connection is refused at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\nusers:\n- name: u\n  user:\n    token: t\n"
+    );
+    assert_existing_refused(
+        "unreachable",
+        &["--workload-image", "img"],
+        Some(&kubeconfig),
+        &format!("127.0.0.1:{port}"),
+    );
 }
 
 #[test]

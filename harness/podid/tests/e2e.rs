@@ -64,6 +64,7 @@ async fn start_environment() -> Result<Environment, String> {
         probe: ProbeCommand::binary(PathBuf::from(env!("CARGO_BIN_EXE_podid-probe"))),
         toolchain: ToolchainConfig::from_env(),
         kind: KindOptions::from_env(),
+        existing: podid::provider::existing::ExistingOptions::from_env()?,
     };
     let kind = shared().provider;
     let started = std::time::Instant::now();

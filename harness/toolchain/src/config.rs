@@ -29,7 +29,25 @@ pub struct Overrides {
     pub mic: Option<PathBuf>,
 }
 
+/// Environment variable naming the aad-pod-identity module directory (upstream's manifests and
+/// CRDs) instead of the cache's copy.
+pub const AAD_POD_IDENTITY_DIR_VAR: &str = "PODID_AAD_POD_IDENTITY_DIR";
+
 impl ToolchainConfig {
+    /// Where the pinned aad-pod-identity module is: `PODID_AAD_POD_IDENTITY_DIR`, else the
+    /// cache's Go module copy (the toolchain downloads it to build NMI and MIC).
+    pub fn aad_pod_identity_module_dir(&self) -> PathBuf {
+        std::env::var_os(AAD_POD_IDENTITY_DIR_VAR)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                self.cache_dir.join("gomod/github.com/!azure").join(format!(
+                    "aad-pod-identity@{}",
+                    crate::AAD_POD_IDENTITY_VERSION
+                ))
+            })
+    }
+
     /// Reads `PODID_CACHE_DIR` (default `~/.cache/podid/toolchain`) and the `PODID_*` overrides.
     pub fn from_env() -> Self {
         Self::from_lookup(|name| std::env::var_os(name).map(PathBuf::from))

@@ -32,7 +32,7 @@ mod toolchain;
 mod tests;
 
 pub use component::{Artifact, Component};
-pub use config::{CACHE_DIR_VAR, Overrides, ToolchainConfig};
+pub use config::{AAD_POD_IDENTITY_DIR_VAR, CACHE_DIR_VAR, Overrides, ToolchainConfig};
 pub use ensure::JOBS_VAR;
 pub use error::ToolchainError;
 pub use go_tool::GOPROXY_VAR;

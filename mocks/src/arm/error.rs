@@ -45,3 +45,34 @@ pub(crate) fn unauthorized(code: &str, message: &str, description: &str) -> Resp
     }
     resp
 }
+
+/// 404 `ResourceGroupNotFound`.
+pub(crate) fn resource_group_not_found(rg: &str) -> Response {
+    arm_error(
+        StatusCode::NOT_FOUND,
+        "ResourceGroupNotFound",
+        &format!("Resource group '{rg}' could not be found."),
+    )
+}
+
+/// 404 `ResourceNotFound` for resource `{namespace}/{type}/{name}` of group `rg`.
+pub(crate) fn resource_not_found(resource: &str, rg: &str) -> Response {
+    arm_error(
+        StatusCode::NOT_FOUND,
+        "ResourceNotFound",
+        &format!(
+            "The Resource '{resource}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
+        ),
+    )
+}
+
+/// 405 for a method the mock does not serve on a path it knows.
+pub(crate) fn method_not_allowed(method: &axum::http::Method) -> Response {
+    arm_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        &format!(
+            "The requested method '{method}' is not supported by this mock for this resource."
+        ),
+    )
+}

@@ -1,15 +1,22 @@
 //! Azure Resource Manager: subscriptions, VM/VMSS identity GET/PATCH/PUT (optionally
-//! long-running), Compute operation status, user-assigned identities; bearer authentication
-//! and, when switched on, role-based authorization.
+//! long-running), Compute operation status, resource groups, user-assigned identities, role
+//! assignments, storage accounts and containers; bearer authentication and, when switched on,
+//! role-based authorization.
 
 mod auth;
 mod error;
+mod identities;
 pub mod identity_patch;
 mod machine_write;
+mod operation_results;
 pub(crate) mod operations;
+mod put_body;
 mod rbac;
 mod render;
+mod resource_groups;
 mod resources;
+mod role_assignments;
+mod storage;
 
 use std::sync::Arc;
 
@@ -43,6 +50,8 @@ pub(crate) struct ArmRequest<'a> {
     pub base_url: String,
     /// The request's `api-version`.
     pub api_version: String,
+    /// Every query parameter, decoded (`$filter` of list requests).
+    pub query: Vec<(String, String)>,
 }
 
 async fn dispatch(
@@ -82,6 +91,7 @@ async fn dispatch(
         behaviour: ctx.core.arm_behaviour(),
         base_url: https_base(&headers, &uri, ctx.local_addr),
         api_version,
+        query,
     };
     let segments: Vec<&str> = uri.path().split('/').filter(|s| !s.is_empty()).collect();
     let resp = ctx

@@ -192,7 +192,7 @@ fn status_response(id: &str, op: &ArmOperation) -> Response {
 }
 
 /// `2024-05-01T12:00:00.1234567+00:00`, the way Compute writes operation times.
-fn timestamp(t: SystemTime) -> String {
+pub(crate) fn timestamp(t: SystemTime) -> String {
     let fmt = format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:7]+00:00"
     );

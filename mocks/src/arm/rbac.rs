@@ -9,15 +9,19 @@
 use axum::http::StatusCode;
 use axum::response::Response;
 
+use super::ArmRequest;
 use super::error::arm_error;
 use crate::resource_id::scope_covers;
 use crate::spec::{BuiltinRole, RoleAssignment};
+use crate::state::CloudState;
 use crate::token::AccessTokenClaims;
 
-/// Reading a resource group.
+/// Reading a resource group (what `action_for` gives for a GET of one).
+#[cfg(test)]
 pub(crate) const READ_RESOURCE_GROUP: &str =
     "Microsoft.Resources/subscriptions/resourceGroups/read";
-/// Reading a user-assigned identity.
+/// Reading a user-assigned identity (what `action_for` gives for a GET of one).
+#[cfg(test)]
 pub(crate) const READ_IDENTITY: &str = "Microsoft.ManagedIdentity/userAssignedIdentities/read";
 /// Assigning a user-assigned identity to a resource (checked on the identity: a linked scope).
 pub(crate) const ASSIGN_IDENTITY: &str =
@@ -25,18 +29,47 @@ pub(crate) const ASSIGN_IDENTITY: &str =
 /// Reading the status of a Compute long-running operation.
 pub(crate) const READ_COMPUTE_OPERATION: &str = "Microsoft.Compute/locations/operations/read";
 
+/// The action an ARM request on `resource_type` (`Microsoft.Storage/storageAccounts`, …)
+/// needs: `read` for GET, `write` for PUT and PATCH, `delete` for DELETE.
+pub(crate) fn action_for(resource_type: &str, method: &axum::http::Method) -> String {
+    let verb = match *method {
+        axum::http::Method::GET => "read",
+        axum::http::Method::DELETE => "delete",
+        _ => "write",
+    };
+    format!("{resource_type}/{verb}")
+}
+
+/// `Some(403)` when authorization is on and the caller may not perform `action` at `scope`.
+pub(crate) fn refuse_unless_allowed(
+    state: &CloudState,
+    req: &ArmRequest<'_>,
+    action: &str,
+    scope: &str,
+) -> Option<Response> {
+    if !req.behaviour.authorization
+        || allowed(&state.role_assignments, &req.caller.oid, action, scope)
+    {
+        return None;
+    }
+    tracing::info!(oid = %req.caller.oid, %action, %scope, "ARM: authorization failed");
+    Some(authorization_failed(req.caller, action, scope))
+}
+
 /// The control-plane action patterns `role` grants.
 fn actions(role: BuiltinRole) -> &'static [&'static str] {
     match role {
         BuiltinRole::Owner | BuiltinRole::Contributor => &["*"],
         BuiltinRole::Reader => &["*/read"],
         BuiltinRole::VirtualMachineContributor => &[
+            "Microsoft.Authorization/*/read",
             "Microsoft.Compute/virtualMachines/*",
             "Microsoft.Compute/virtualMachineScaleSets/*",
             "Microsoft.Compute/locations/*",
             "Microsoft.Resources/subscriptions/resourceGroups/read",
         ],
         BuiltinRole::ManagedIdentityOperator => &[
+            "Microsoft.Authorization/*/read",
             "Microsoft.ManagedIdentity/userAssignedIdentities/*/read",
             "Microsoft.ManagedIdentity/userAssignedIdentities/*/assign/action",
             "Microsoft.Resources/subscriptions/resourceGroups/read",
@@ -66,9 +99,23 @@ pub(crate) fn compute_action(resource_type: &str, verb: &str) -> String {
     format!("Microsoft.Compute/{rtype}/{verb}")
 }
 
+/// The action patterns `role` excludes from what it grants (`NotActions`): Contributor may
+/// manage everything but access, so it can neither create nor delete role assignments.
+fn not_actions(role: BuiltinRole) -> &'static [&'static str] {
+    match role {
+        BuiltinRole::Contributor => &[
+            "Microsoft.Authorization/*/Delete",
+            "Microsoft.Authorization/*/Write",
+            "Microsoft.Authorization/elevateAccess/Action",
+        ],
+        _ => &[],
+    }
+}
+
 /// Whether `role` grants `action`.
 pub(crate) fn role_allows(role: BuiltinRole, action: &str) -> bool {
     actions(role).iter().any(|p| pattern_matches(p, action))
+        && !not_actions(role).iter().any(|p| pattern_matches(p, action))
 }
 
 /// Whether the principal `oid` may perform `action` at `scope` (by an assignment at the scope
@@ -204,6 +251,43 @@ mod tests {
             READ_COMPUTE_OPERATION
         ));
         assert!(role_allows(VirtualMachineContributor, READ_RESOURCE_GROUP));
+    }
+
+    #[test]
+    fn contributor_manages_resources_but_not_access() {
+        use BuiltinRole::*;
+        use axum::http::Method;
+        let grant = action_for("Microsoft.Authorization/roleAssignments", &Method::PUT);
+        assert_eq!(grant, "Microsoft.Authorization/roleAssignments/write");
+        let revoke = action_for("Microsoft.Authorization/roleAssignments", &Method::DELETE);
+        assert!(!role_allows(Contributor, &grant) && !role_allows(Contributor, &revoke));
+        assert!(role_allows(Owner, &grant) && role_allows(Owner, &revoke));
+        let list = action_for("Microsoft.Authorization/roleAssignments", &Method::GET);
+        for role in [
+            Contributor,
+            Reader,
+            VirtualMachineContributor,
+            ManagedIdentityOperator,
+        ] {
+            assert!(role_allows(role, &list), "{role:?}");
+        }
+        for resource in [
+            "Microsoft.Resources/subscriptions/resourceGroups",
+            "Microsoft.ManagedIdentity/userAssignedIdentities",
+            "Microsoft.Storage/storageAccounts",
+        ] {
+            let write = action_for(resource, &Method::PUT);
+            assert!(role_allows(Contributor, &write), "{write}");
+            assert!(!role_allows(ManagedIdentityOperator, &write), "{write}");
+            assert!(!role_allows(Reader, &write), "{write}");
+        }
+        assert_eq!(
+            action_for(
+                "Microsoft.Resources/subscriptions/resourceGroups",
+                &Method::GET
+            ),
+            READ_RESOURCE_GROUP
+        );
     }
 
     #[test]

@@ -1,29 +1,23 @@
-//! ARM routing: subscriptions, resource groups, user-assigned identities, VMs/VMSSs and Compute
-//! operations. With authorization on, the caller's permission for the action at the scope the
-//! path names is checked first, before the resource is looked up, as ARM does.
+//! ARM routing: subscriptions, resource groups, user-assigned identities, role assignments at
+//! any scope, storage accounts and containers, VMs/VMSSs, Compute operations and operation
+//! results. With authorization on, the caller's permission for the action at the scope the path
+//! names is checked first, before the resource is looked up, as ARM does.
 
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use serde_json::json;
 
-use super::error::arm_error;
+use super::error::{arm_error, method_not_allowed, resource_group_not_found, resource_not_found};
 use super::render::{machine_json, ok, subscription_json};
-use super::{ArmRequest, machine_write, operations, rbac};
+use super::{
+    ArmRequest, identities, machine_write, operation_results, operations, rbac, resource_groups,
+    role_assignments, storage,
+};
 use crate::resource_id;
 use crate::state::CloudState;
 
 fn eq(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
-}
-
-fn method_not_allowed(method: &Method) -> Response {
-    arm_error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "MethodNotAllowed",
-        &format!(
-            "The requested method '{method}' is not supported by this mock for this resource."
-        ),
-    )
 }
 
 fn not_served() -> Response {
@@ -34,20 +28,22 @@ fn not_served() -> Response {
     )
 }
 
-/// `Some(403)` when authorization is on and the caller may not perform `action` at `scope`.
-fn refuse_unless_allowed(
-    state: &CloudState,
-    req: &ArmRequest<'_>,
-    action: &str,
-    scope: &str,
-) -> Option<Response> {
-    if !req.behaviour.authorization
-        || rbac::allowed(&state.role_assignments, &req.caller.oid, action, scope)
-    {
-        return None;
+/// Where a path addresses role assignments: the number of leading segments that are the
+/// scope, and the assignment's name (`None` for the list).
+fn role_assignment_path<'a>(seg: &[&'a str]) -> Option<(usize, Option<&'a str>)> {
+    let n = seg.len();
+    let names_collection = |at: usize| {
+        eq(seg[at], "providers")
+            && eq(seg[at + 1], "Microsoft.Authorization")
+            && eq(seg[at + 2], "roleAssignments")
+    };
+    if n >= 6 && names_collection(n - 4) {
+        return Some((n - 4, Some(seg[n - 1])));
     }
-    tracing::info!(oid = %req.caller.oid, %action, %scope, "ARM: authorization failed");
-    Some(rbac::authorization_failed(req.caller, action, scope))
+    if n >= 5 && names_collection(n - 3) {
+        return Some((n - 3, None));
+    }
+    None
 }
 
 /// Dispatches an authenticated ARM request by its path segments (called with the state locked).
@@ -97,6 +93,16 @@ pub(crate) fn route(state: &mut CloudState, req: &ArmRequest<'_>, seg: &[&str]) 
         }
         return ok(subscription_json(state));
     }
+    if let Some((scope_len, name)) = role_assignment_path(seg) {
+        let scope = format!("/{}", seg[..scope_len].join("/"));
+        return role_assignments::handle(state, req, &scope, name);
+    }
+    if seg.len() == 4 && eq(seg[2], "operationresults") {
+        return match *method {
+            Method::GET => operation_results::poll(state, seg[3]),
+            _ => method_not_allowed(method),
+        };
+    }
     if eq(seg[2], "providers") {
         return match seg {
             [_, _, _, ns, locations, location, operations, id]
@@ -118,60 +124,32 @@ pub(crate) fn route(state: &mut CloudState, req: &ArmRequest<'_>, seg: &[&str]) 
     let rg = seg[3];
     let rg_scope = resource_id::resource_group(seg[1], rg);
     if seg.len() == 4 {
-        if *method != Method::GET {
-            return method_not_allowed(method);
-        }
-        if let Some(refusal) =
-            refuse_unless_allowed(state, req, rbac::READ_RESOURCE_GROUP, &rg_scope)
-        {
-            return refusal;
-        }
-        if !state.resource_group_exists(rg) {
-            return resource_group_not_found(rg);
-        }
-        return ok(json!({
-            "id": rg_scope,
-            "name": rg, "type": "Microsoft.Resources/resourceGroups", "location": "eastus",
-            "properties": {"provisioningState": "Succeeded"}
-        }));
+        return resource_groups::handle(state, req, rg);
     }
-    if seg.len() != 8 || !eq(seg[4], "providers") {
+    if seg.len() < 8 || !eq(seg[4], "providers") {
         return not_served();
     }
     let (ns, rtype, name) = (seg[5], seg[6], seg[7]);
     let scope = format!("{rg_scope}/providers/{ns}/{rtype}/{name}");
-    let not_found = || {
-        arm_error(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFound",
-            &format!(
-                "The Resource '{ns}/{rtype}/{name}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
-            ),
-        )
-    };
-    if eq(ns, "Microsoft.ManagedIdentity") && eq(rtype, "userAssignedIdentities") {
-        if *method != Method::GET {
-            return method_not_allowed(method);
-        }
-        if let Some(refusal) = refuse_unless_allowed(state, req, rbac::READ_IDENTITY, &scope) {
-            return refusal;
-        }
-        if !state.resource_group_exists(rg) {
-            return resource_group_not_found(rg);
-        }
-        let sub = state.subscription_id.clone();
-        return match state
-            .identities
-            .iter()
-            .find(|i| eq(&i.name, name) && eq(&i.resource_group, rg))
-        {
-            Some(i) => ok(json!({
-                "id": i.resource_id(&sub), "name": i.name, "location": "eastus",
-                "type": "Microsoft.ManagedIdentity/userAssignedIdentities", "tags": {},
-                "properties": {"tenantId": state.tenant_id, "principalId": i.principal_id, "clientId": i.client_id}
-            })),
-            None => not_found(),
+    if eq(ns, "Microsoft.Storage") && eq(rtype, "storageAccounts") {
+        return match &seg[8..] {
+            [] => storage::handle(state, req, rg, name, None, &scope),
+            [blob_services, default, containers, container]
+                if eq(blob_services, "blobServices")
+                    && eq(default, "default")
+                    && eq(containers, "containers") =>
+            {
+                let scope = format!("{scope}/blobServices/default/containers/{container}");
+                storage::handle(state, req, rg, name, Some(container), &scope)
+            }
+            _ => not_served(),
         };
+    }
+    if seg.len() != 8 {
+        return not_served();
+    }
+    if eq(ns, "Microsoft.ManagedIdentity") && eq(rtype, "userAssignedIdentities") {
+        return identities::handle(state, req, rg, name, &scope);
     }
     if !eq(ns, "Microsoft.Compute")
         || !(eq(rtype, "virtualMachines") || eq(rtype, "virtualMachineScaleSets"))
@@ -179,7 +157,7 @@ pub(crate) fn route(state: &mut CloudState, req: &ArmRequest<'_>, seg: &[&str]) 
         if !state.resource_group_exists(rg) {
             return resource_group_not_found(rg);
         }
-        return not_found();
+        return resource_not_found(&format!("{ns}/{rtype}/{name}"), rg);
     }
     let verb = match *method {
         Method::GET => "read",
@@ -187,25 +165,17 @@ pub(crate) fn route(state: &mut CloudState, req: &ArmRequest<'_>, seg: &[&str]) 
         _ => return method_not_allowed(method),
     };
     let action = rbac::compute_action(rtype, verb);
-    if let Some(refusal) = refuse_unless_allowed(state, req, &action, &scope) {
+    if let Some(refusal) = rbac::refuse_unless_allowed(state, req, &action, &scope) {
         return refusal;
     }
     if !state.resource_group_exists(rg) {
         return resource_group_not_found(rg);
     }
     let Some(idx) = state.machine_by_arm(rg, rtype, name) else {
-        return not_found();
+        return resource_not_found(&format!("{ns}/{rtype}/{name}"), rg);
     };
     match verb {
         "read" => ok(machine_json(state, idx)),
         _ => machine_write::write(state, req, idx, &scope, &action),
     }
-}
-
-fn resource_group_not_found(rg: &str) -> Response {
-    arm_error(
-        StatusCode::NOT_FOUND,
-        "ResourceGroupNotFound",
-        &format!("Resource group '{rg}' could not be found."),
-    )
 }

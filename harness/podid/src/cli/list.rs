@@ -21,6 +21,10 @@ pub struct ListArgs {
     /// List trials as this provider would plan them: runnable, or skipped with the reason.
     #[arg(long)]
     pub provider: Option<String>,
+    /// With `--provider existing`: plan for this cloud (`azure`, the default, or `mock`; also
+    /// PODID_CLOUD).
+    #[arg(long, value_enum)]
+    pub cloud: Option<podid::provider::existing::CloudChoice>,
 }
 
 pub fn run(args: ListArgs) -> ExitCode {
@@ -67,7 +71,14 @@ fn list_plan(args: &ListArgs, name: &str) -> ExitCode {
     };
     let trials =
         super::run::select_trials(&loaded, provider, args.filter.as_deref(), &args.tags, None);
-    let plan = Plan::new(trials, provider.name(), &provider.capabilities());
+    let cloud = match args.cloud {
+        Some(cloud) => cloud,
+        None => match podid::provider::existing::CloudChoice::from_env() {
+            Ok(cloud) => cloud,
+            Err(e) => return super::fail(e),
+        },
+    };
+    let plan = Plan::new(trials, provider.name(), &provider.capabilities_with(cloud));
     for planned in &plan.trials {
         match &planned.skip {
             None => match &planned.exclusive_reason {

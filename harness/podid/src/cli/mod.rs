@@ -3,6 +3,7 @@
 mod binaries;
 mod clean;
 mod exec;
+mod image;
 mod list;
 mod progress;
 mod run;
@@ -47,8 +48,9 @@ enum Command {
     List(list::ListArgs),
     /// Build (or show) the cached toolchain: etcd, kube-apiserver, NMI, MIC.
     Toolchain(toolchain::ToolchainArgs),
-    /// Remove what killed runs left: processes, network namespaces, hosts files.
-    Clean,
+    /// Remove what killed runs left: processes, network namespaces, hosts files, kind clusters;
+    /// with `--kubeconfig`, podid's objects in that cluster.
+    Clean(clean::CleanArgs),
     /// Bring one scenario's environment up (local provider) and keep it until Ctrl-C.
     Up(up::UpArgs),
     /// Run a command in a pod of a running `podid up`.
@@ -58,6 +60,11 @@ enum Command {
     Probe {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
+    },
+    /// Build the workload image pods run on an existing cluster.
+    Image {
+        #[command(subcommand)]
+        command: image::ImageCommand,
     },
     /// The mock Azure cloud on its own.
     Mock {
@@ -70,6 +77,9 @@ enum Command {
 enum MockCommand {
     /// Serve AAD, ARM, Blob and IMDS on loopback from a cloud description.
     Serve(podid_mocks::standalone::ServeArgs),
+    /// On a node outside Azure: send the node's 169.254.169.254 to its mock IMDS until
+    /// stopped (refused where a real metadata service answers).
+    RedirectImds(podid_mocks::redirect::RedirectArgs),
 }
 
 /// Where scenario files are looked for when no path is given.
@@ -160,7 +170,7 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose);
     if matches!(
         cli.command,
-        Command::Validate(_) | Command::Schema | Command::List(_) | Command::Clean
+        Command::Validate(_) | Command::Schema | Command::List(_) | Command::Clean(_)
     ) {
         die_quietly_on_closed_stdout();
     }
@@ -174,13 +184,17 @@ pub fn main() -> ExitCode {
         Command::List(args) => list::run(args),
         Command::Run(args) => run::run(args),
         Command::Toolchain(args) => toolchain::run(args),
-        Command::Clean => clean::run(),
+        Command::Clean(args) => clean::run(args),
         Command::Up(args) => up::run(args),
         Command::Exec(args) => exec::run(args),
         Command::Probe { args } => {
             podid_probe::main_from(std::iter::once("podid probe".into()).chain(args));
             ExitCode::SUCCESS
         }
+        Command::Image { command } => image::run(command),
+        Command::Mock {
+            command: MockCommand::RedirectImds(args),
+        } => tokio_runtime().block_on(podid_mocks::redirect::run(args)),
         Command::Mock {
             command: MockCommand::Serve(args),
         } => match tokio_runtime().block_on(podid_mocks::standalone::serve(args)) {

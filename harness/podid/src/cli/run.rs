@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use podid::lifecycle;
+use podid::provider::existing::{CloudChoice, ExistingOptions, InstallPolicy};
 use podid::provider::kind::KindOptions;
 use podid::provider::{ProbeCommand, ProviderKind};
 use podid::runner::{self, Trial};
@@ -59,6 +60,74 @@ pub struct RunArgs {
     pub binaries: super::binaries::BinaryOverrides,
     #[command(flatten)]
     pub kind: KindArgs,
+    #[command(flatten)]
+    pub existing: ExistingArgs,
+}
+
+/// Flags of the existing provider (ignored by others).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ExistingArgs {
+    /// existing: the kubeconfig file (default: KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// existing: the kubeconfig context (default: its current one; also PODID_CONTEXT).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// existing: `azure` (real Azure through ARM, the default) or `mock` (podid's mock cloud
+    /// installed into the cluster, for clusters outside Azure); also PODID_CLOUD.
+    #[arg(long, value_enum)]
+    pub cloud: Option<CloudChoice>,
+    /// existing: the image workload pods run, holding `podid` (build it with `podid image
+    /// build`); also PODID_WORKLOAD_IMAGE.
+    #[arg(long, value_name = "IMAGE")]
+    pub workload_image: Option<String>,
+    /// existing: whether podid installs NMI/MIC into a cluster that runs none (and removes them
+    /// afterwards); also PODID_INSTALL.
+    #[arg(long, value_enum)]
+    pub install: Option<InstallPolicy>,
+    /// existing, azure: a file mapping scenario identities and storage accounts to real ones
+    /// instead of creating them; also PODID_AZURE_MAPPING.
+    #[arg(long, value_name = "FILE")]
+    pub azure_mapping: Option<PathBuf>,
+    /// existing, azure: the region of the resources podid creates; also PODID_AZURE_LOCATION.
+    #[arg(long, value_name = "REGION")]
+    pub azure_location: Option<String>,
+}
+
+impl ExistingArgs {
+    /// The options from the environment with these flags (and the kind flags that name NMI and
+    /// MIC images) on top.
+    pub fn options(&self, kind: &KindArgs) -> Result<ExistingOptions, String> {
+        let mut options = ExistingOptions::from_env()?;
+        if self.kubeconfig.is_some() {
+            options.kubeconfig.clone_from(&self.kubeconfig);
+        }
+        if self.context.is_some() {
+            options.context.clone_from(&self.context);
+        }
+        if let Some(cloud) = self.cloud {
+            options.cloud = cloud;
+        }
+        if self.workload_image.is_some() {
+            options.workload_image.clone_from(&self.workload_image);
+        }
+        if let Some(install) = self.install {
+            options.install = install;
+        }
+        if self.azure_mapping.is_some() {
+            options.azure_mapping.clone_from(&self.azure_mapping);
+        }
+        if self.azure_location.is_some() {
+            options.azure_location.clone_from(&self.azure_location);
+        }
+        if kind.nmi_image.is_some() {
+            options.nmi_image.clone_from(&kind.nmi_image);
+        }
+        if kind.mic_image.is_some() {
+            options.mic_image.clone_from(&kind.mic_image);
+        }
+        Ok(options)
+    }
 }
 
 /// Flags of the kind provider (ignored by others).
@@ -67,10 +136,10 @@ pub struct KindArgs {
     /// kind: leave this run's cluster running afterwards, to inspect it.
     #[arg(long)]
     pub keep: bool,
-    /// kind: an NMI image to test instead of the pinned build (also PODID_NMI_IMAGE).
+    /// kind, existing: an NMI image to test instead of the pinned one (also PODID_NMI_IMAGE).
     #[arg(long, value_name = "IMAGE")]
     pub nmi_image: Option<String>,
-    /// kind: a MIC image (also PODID_MIC_IMAGE).
+    /// kind, existing: a MIC image (also PODID_MIC_IMAGE).
     #[arg(long, value_name = "IMAGE")]
     pub mic_image: Option<String>,
     /// kind: a node image instead of the locally built one, e.g. a published kindest/node
@@ -187,6 +256,9 @@ pub fn run(args: RunArgs) -> ExitCode {
         return super::fail("no scenario matches the filters (see `podid list`)");
     }
     let out = args.out.clone().unwrap_or_else(workspace_output);
+    if let Err(e) = args.existing.options(&args.kind) {
+        return super::fail(e);
+    }
     super::tokio_runtime().block_on(run_trials(args, provider, trials, out))
 }
 
@@ -205,6 +277,7 @@ async fn run_trials(
         probe: probe_command(),
         toolchain: args.binaries.config(),
         kind: args.kind.options(),
+        existing: args.existing.options(&args.kind).unwrap_or_default(),
     };
     let (env, figures) = tokio::select! {
         r = lifecycle::start(provider, options, &progress) => match r {
@@ -240,6 +313,18 @@ async fn run_trials(
     );
     if let Some(kind) = &figures.kind {
         eprintln!("podid: kind start-up: {kind}");
+    }
+    if let Some(existing) = &figures.existing {
+        eprintln!("podid: existing start-up: {existing}");
+    }
+    for (what, value) in env
+        .provider
+        .cluster
+        .environment()
+        .into_iter()
+        .chain(env.provider.cloud.environment())
+    {
+        eprintln!("podid:   {what}: {value}");
     }
     let reporter = super::progress::RunProgress::new(
         LineReporter::stderr().verbose(args.steps),

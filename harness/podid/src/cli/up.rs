@@ -156,6 +156,7 @@ async fn hold(args: UpArgs, trial: runner::Trial, out: PathBuf) -> ExitCode {
         probe: super::run::probe_command(),
         toolchain: args.binaries.config(),
         kind: Default::default(),
+        existing: Default::default(),
     };
     let started = tokio::select! {
         r = lifecycle::start(ProviderKind::Local, options, &progress) => r,

@@ -64,6 +64,9 @@ impl std::fmt::Debug for ServicePrincipalCredential {
 pub struct DeclaredCloud {
     pub identities: HashMap<String, IdentityValues>,
     pub service_principals: HashMap<String, ServicePrincipalValues>,
+    /// Declared storage account → the real account, where the cloud names it otherwise than
+    /// [`CloudNames::accounts`] (a mapping file's existing account).
+    pub accounts: HashMap<String, String>,
 }
 
 /// One request the cloud received, as `requests` expectations see it.
@@ -280,4 +283,13 @@ pub trait CloudSide: Send + Sync {
     async fn signing_keys(&self) -> Result<serde_json::Value, ProviderError>;
     /// The request log, where the cloud can offer one.
     fn request_log(&self) -> Option<&dyn RequestLog>;
+    /// Removes what this side created for the run (resources, in-cluster servers); called
+    /// once, after the cluster side's shutdown.
+    async fn shutdown(&self) -> super::cluster::ShutdownReport {
+        super::cluster::ShutdownReport::default()
+    }
+    /// What the run header and reports say about this cloud (`cloud` → `mock, in-process`).
+    fn environment(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }

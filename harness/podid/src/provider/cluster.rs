@@ -214,6 +214,10 @@ pub trait ClusterSide: Send + Sync {
     /// Stops everything this side started; called once, when no trial runs any more.
     async fn shutdown(&self) -> ShutdownReport;
 
+    /// What the runner multiplies its waits by (a real cloud and real image pulls are slower).
+    fn timeout_scale(&self) -> u32 {
+        1
+    }
     /// The namespace MIC runs in: where AzureAssignedIdentities live.
     fn mic_namespace(&self) -> String {
         "default".into()

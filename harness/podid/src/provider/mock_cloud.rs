@@ -19,6 +19,7 @@ use super::cloud::{
 };
 use super::cluster::Machine;
 use super::error::ProviderError;
+use super::mock_backend::MockBackend;
 
 /// Resource group that holds the identities a scenario declares (unless it names another).
 pub const IDENTITY_RESOURCE_GROUP: &str = "podid-identities";
@@ -28,11 +29,15 @@ pub const STORAGE_RESOURCE_GROUP: &str = "podid-storage";
 /// The mock cloud as a provider's cloud side.
 #[derive(Clone)]
 pub struct MockCloudSide {
-    cloud: MockCloud,
+    cloud: MockBackend,
+    /// Where it runs, for the report (`in-process`, `in the cluster`).
+    location: &'static str,
     mic_principal: Option<String>,
     /// Faults in place, by the handle given out for them.
     faults: Arc<Mutex<HashMap<u64, podid_mocks::FaultId>>>,
     next_fault: Arc<AtomicU64>,
+    /// What must live as long as this side (the port-forward to an in-cluster mock).
+    kept: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 fn guid() -> String {
@@ -41,23 +46,31 @@ fn guid() -> String {
 
 impl MockCloudSide {
     pub fn new(cloud: MockCloud) -> Self {
+        Self::over(MockBackend::InProcess(cloud), "in-process")
+    }
+
+    /// The cloud side of a mock running elsewhere (`location` says where, for reports).
+    pub fn over(cloud: MockBackend, location: &'static str) -> Self {
         Self {
             cloud,
+            location,
             mic_principal: None,
             faults: Arc::default(),
             next_fault: Arc::default(),
+            kept: None,
         }
+    }
+
+    /// Keeps `value` alive as long as this side (what its connection to the mock needs).
+    pub fn keeping(mut self, value: Arc<dyn std::any::Any + Send + Sync>) -> Self {
+        self.kept = Some(value);
+        self
     }
 
     /// The cloud side of a cloud whose MIC signs in as principal `object_id`.
     pub fn with_mic_principal(mut self, object_id: String) -> Self {
         self.mic_principal = Some(object_id);
         self
-    }
-
-    /// The mock itself, for the provider that serves it.
-    pub fn mock(&self) -> &MockCloud {
-        &self.cloud
     }
 }
 
@@ -349,21 +362,14 @@ impl RequestLog for MockCloudSide {
 
     fn since(&self, cursor: u64) -> Vec<CloudRequest> {
         self.cloud
-            .requests()
+            .requests_since(cursor)
             .iter()
-            .filter(|r| r.seq >= cursor)
             .map(cloud_request)
             .collect()
     }
 
     fn details_since(&self, cursor: u64) -> serde_json::Value {
-        let requests: Vec<RecordedRequest> = self
-            .cloud
-            .requests()
-            .into_iter()
-            .filter(|r| r.seq >= cursor)
-            .collect();
-        serde_json::to_value(requests).unwrap_or_default()
+        serde_json::to_value(self.cloud.requests_since(cursor)).unwrap_or_default()
     }
 }
 
@@ -385,6 +391,13 @@ impl CloudSide for MockCloudSide {
         format!("https://{account}{}", podid_mocks::BLOB_HOST_SUFFIX)
     }
 
+    fn environment(&self) -> Vec<(String, String)> {
+        vec![(
+            "cloud".into(),
+            format!("podid mock cloud, {}", self.location),
+        )]
+    }
+
     async fn declare(
         &self,
         cloud: &Cloud,
@@ -396,7 +409,7 @@ impl CloudSide for MockCloudSide {
             &self.cloud.tenant_id(),
             &self.cloud.subscription_id(),
         )?;
-        self.cloud.apply(&spec).map_err(|e| {
+        self.cloud.apply(&spec).await.map_err(|e| {
             ProviderError::new("adding the scenario's objects to the mock cloud", e)
         })?;
         Ok(declared)
@@ -409,6 +422,7 @@ impl CloudSide for MockCloudSide {
     ) -> Result<(), ProviderError> {
         self.cloud
             .assign_identity(&machine_ref(machine), identity_resource_id)
+            .await
             .map_err(|e| {
                 ProviderError::new(format!("assigning {identity_resource_id} to {machine}"), e)
             })
@@ -421,7 +435,7 @@ impl CloudSide for MockCloudSide {
     ) -> Result<(), ProviderError> {
         self.cloud
             .unassign_identity(&machine_ref(machine), identity_resource_id)
-            .map(|_| ())
+            .await
             .map_err(|e| {
                 ProviderError::new(
                     format!("unassigning {identity_resource_id} from {machine}"),
@@ -433,6 +447,7 @@ impl CloudSide for MockCloudSide {
     async fn disable_system_assigned(&self, machine: &Machine) -> Result<(), ProviderError> {
         self.cloud
             .disable_system_assigned(&machine_ref(machine))
+            .await
             .map_err(|e| {
                 ProviderError::new(
                     format!("disabling the system-assigned identity of {machine}"),
@@ -444,6 +459,7 @@ impl CloudSide for MockCloudSide {
     async fn enable_system_assigned(&self, machine: &Machine) -> Result<String, ProviderError> {
         self.cloud
             .enable_system_assigned(&machine_ref(machine))
+            .await
             .map(|s| s.principal_id)
             .map_err(|e| {
                 ProviderError::new(
@@ -462,10 +478,12 @@ impl CloudSide for MockCloudSide {
         let user_assigned = self
             .cloud
             .assigned_identities(&m)
+            .await
             .map_err(|e| ProviderError::new(what(), e))?;
         let system_assigned = self
             .cloud
             .system_assigned(&m)
+            .await
             .map_err(|e| ProviderError::new(what(), e))?
             .map(|s| s.principal_id);
         Ok(MachineIdentities {
@@ -484,28 +502,29 @@ impl CloudSide for MockCloudSide {
                 change.container.as_deref(),
             ),
         };
+        let what = || {
+            format!(
+                "{} {:?} {} {} at {}",
+                if add { "assigning" } else { "removing" },
+                change.role,
+                if add { "to" } else { "from" },
+                change.principal_id,
+                assignment.scope
+            )
+        };
         if add {
-            self.cloud
-                .add_role_assignment(&assignment)
-                .map(|_| ())
-                .map_err(|e| {
-                    ProviderError::new(
-                        format!(
-                            "assigning {:?} to {} at {}",
-                            change.role, change.principal_id, assignment.scope
-                        ),
-                        e,
-                    )
-                })
+            self.cloud.add_role_assignment(&assignment).await
         } else {
-            self.cloud.remove_role_assignment(&assignment);
-            Ok(())
+            self.cloud.remove_role_assignment(&assignment).await
         }
+        .map(|_| ())
+        .map_err(|e| ProviderError::new(what(), e))
     }
 
     async fn delete_identity(&self, identity: &IdentityValues) -> Result<(), ProviderError> {
         self.cloud
             .delete_identity(&identity.resource_id)
+            .await
             .map_err(|e| ProviderError::new(format!("deleting identity {}", identity.name), e))
     }
 
@@ -515,7 +534,8 @@ impl CloudSide for MockCloudSide {
     ) -> Result<IdentityValues, ProviderError> {
         let created = self
             .cloud
-            .recreate_identity(&identity.resource_id, None, None)
+            .recreate_identity(&identity.resource_id)
+            .await
             .map_err(|e| ProviderError::new(format!("recreating identity {}", identity.name), e))?;
         Ok(IdentityValues {
             name: identity.name.clone(),
@@ -526,7 +546,11 @@ impl CloudSide for MockCloudSide {
     }
 
     async fn add_fault(&self, fault: &FaultSpec) -> Result<FaultHandle, ProviderError> {
-        let id = self.cloud.add_fault(fault_rule(fault));
+        let id = self
+            .cloud
+            .add_fault(fault_rule(fault))
+            .await
+            .map_err(|e| ProviderError::new("adding a fault to the mock cloud", e))?;
         let handle = self.next_fault.fetch_add(1, Ordering::Relaxed);
         self.faults
             .lock()
@@ -536,27 +560,34 @@ impl CloudSide for MockCloudSide {
     }
 
     async fn remove_fault(&self, handle: FaultHandle) -> Result<(), ProviderError> {
-        if let Some(id) = self
+        let id = self
             .faults
             .lock()
             .expect("fault map lock")
-            .remove(&handle.0)
-        {
-            self.cloud.remove_fault(id);
+            .remove(&handle.0);
+        if let Some(id) = id {
+            self.cloud
+                .remove_fault(id)
+                .await
+                .map_err(|e| ProviderError::new("removing a fault from the mock cloud", e))?;
         }
         Ok(())
     }
 
     async fn set_behaviour(&self, behaviour: &CloudBehaviour) -> Result<(), ProviderError> {
-        self.cloud.set_arm_behaviour(podid_mocks::ArmBehaviour {
-            authorization: behaviour.arm_authorization,
-            async_polls: behaviour.arm_async_polls,
-        });
-        self.cloud.set_imds_behaviour(podid_mocks::ImdsBehaviour {
-            propagation_delay: behaviour.imds_propagation_delay,
-            requests_per_second: behaviour.imds_requests_per_second,
-        });
-        Ok(())
+        self.cloud
+            .set_behaviour(
+                podid_mocks::ArmBehaviour {
+                    authorization: behaviour.arm_authorization,
+                    async_polls: behaviour.arm_async_polls,
+                },
+                podid_mocks::ImdsBehaviour {
+                    propagation_delay: behaviour.imds_propagation_delay,
+                    requests_per_second: behaviour.imds_requests_per_second,
+                },
+            )
+            .await
+            .map_err(|e| ProviderError::new("setting how the mock's ARM and IMDS behave", e))
     }
 
     fn mic_principal_id(&self) -> Option<String> {
@@ -564,7 +595,10 @@ impl CloudSide for MockCloudSide {
     }
 
     async fn signing_keys(&self) -> Result<serde_json::Value, ProviderError> {
-        Ok(self.cloud.jwks())
+        self.cloud
+            .jwks()
+            .await
+            .map_err(|e| ProviderError::new("reading the mock cloud's signing keys", e))
     }
 
     fn request_log(&self) -> Option<&dyn RequestLog> {

@@ -77,45 +77,91 @@ fn guid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-/// Creates the mock cloud; `extra_sans` are the addresses its certificates must also cover.
-pub fn create(extra_sans: Vec<String>) -> Result<MockWorld, ProviderError> {
-    let subscription_id = guid();
+/// What a mock cloud starts from, before it is served anywhere.
+pub struct WorldPlan {
+    pub spec: CloudSpec,
+    pub tenant_id: String,
+    pub subscription_id: String,
+    pub mic: MicPrincipal,
+    pub cluster_identity: ClusterIdentity,
+}
+
+/// A node machine of the plan: a scale set (instances `0..=instance`) or a VM, in its group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedMachine {
+    pub machine: Machine,
+    pub resource_group: String,
+}
+
+/// One scale set per logical node, in [`NODE_RESOURCE_GROUP`] (the local and kind providers).
+pub fn logical_machines() -> Vec<PlannedMachine> {
+    LOGICAL_NODES
+        .iter()
+        .map(|node| PlannedMachine {
+            machine: machine_of(node),
+            resource_group: NODE_RESOURCE_GROUP.to_string(),
+        })
+        .collect()
+}
+
+/// The cloud for `machines` in `subscription_id` (a fresh one when `None`): each machine with a
+/// system-assigned identity, MIC's principal and the cluster identity.
+pub fn plan(subscription_id: Option<String>, machines: &[PlannedMachine]) -> WorldPlan {
+    let subscription_id = subscription_id.unwrap_or_else(guid);
     let tenant_id = guid();
     let mic = MicPrincipal {
         client_id: guid(),
         object_id: guid(),
         secret: format!("podid-{}", guid()),
     };
+    let cluster_group = machines
+        .first()
+        .map(|m| m.resource_group.clone())
+        .unwrap_or_else(|| NODE_RESOURCE_GROUP.to_string());
     let cluster_identity = ClusterIdentity {
         client_id: guid(),
         principal_id: guid(),
         resource_id: resource_id::user_assigned_identity(
             &subscription_id,
-            NODE_RESOURCE_GROUP,
+            &cluster_group,
             CLUSTER_IDENTITY,
         ),
     };
     let spec = CloudSpec {
         tenant_id: tenant_id.clone(),
         subscription_id: subscription_id.clone(),
-        machines: LOGICAL_NODES
+        machines: machines
             .iter()
-            .map(|node| VirtualMachine {
-                name: scale_set_of(node),
-                resource_group: NODE_RESOURCE_GROUP.to_string(),
-                kind: MachineKind::ScaleSet { instances: 1 },
-                system_assigned: Some(SystemAssignedIdentity {
-                    principal_id: guid(),
-                    client_id: guid(),
-                }),
-                user_assigned: Vec::new(),
-                location: "eastus".into(),
-                provisioning_state: "Succeeded".into(),
+            .map(|m| {
+                let (name, kind) = match &m.machine {
+                    Machine::ScaleSetInstance {
+                        scale_set,
+                        instance,
+                    } => (
+                        scale_set.clone(),
+                        MachineKind::ScaleSet {
+                            instances: instance + 1,
+                        },
+                    ),
+                    Machine::VirtualMachine { name } => (name.clone(), MachineKind::Vm),
+                };
+                VirtualMachine {
+                    name,
+                    resource_group: m.resource_group.clone(),
+                    kind,
+                    system_assigned: Some(SystemAssignedIdentity {
+                        principal_id: guid(),
+                        client_id: guid(),
+                    }),
+                    user_assigned: Vec::new(),
+                    location: "eastus".into(),
+                    provisioning_state: "Succeeded".into(),
+                }
             })
             .collect(),
         identities: vec![UserAssignedIdentity {
             name: CLUSTER_IDENTITY.into(),
-            resource_group: NODE_RESOURCE_GROUP.into(),
+            resource_group: cluster_group,
             client_id: cluster_identity.client_id.clone(),
             principal_id: cluster_identity.principal_id.clone(),
         }],
@@ -129,16 +175,28 @@ pub fn create(extra_sans: Vec<String>) -> Result<MockWorld, ProviderError> {
         }],
         ..CloudSpec::default()
     };
-    let cloud = MockCloud::builder()
-        .extra_sans(extra_sans)
-        .build(spec)
-        .map_err(|e| ProviderError::new("creating the mock cloud", e))?;
-    Ok(MockWorld {
-        cloud,
+    WorldPlan {
+        spec,
         tenant_id,
         subscription_id,
         mic,
         cluster_identity,
+    }
+}
+
+/// Creates the mock cloud; `extra_sans` are the addresses its certificates must also cover.
+pub fn create(extra_sans: Vec<String>) -> Result<MockWorld, ProviderError> {
+    let plan = plan(None, &logical_machines());
+    let cloud = MockCloud::builder()
+        .extra_sans(extra_sans)
+        .build(plan.spec)
+        .map_err(|e| ProviderError::new("creating the mock cloud", e))?;
+    Ok(MockWorld {
+        cloud,
+        tenant_id: plan.tenant_id,
+        subscription_id: plan.subscription_id,
+        mic: plan.mic,
+        cluster_identity: plan.cluster_identity,
     })
 }
 

@@ -2,15 +2,19 @@
 //! a **cloud side** (identities, storage, roles, token keys, request log), each saying what it
 //! can do. `local` is the default; the runner only ever sees the two traits.
 
+pub mod azure;
 pub mod capability;
 pub mod cloud;
 pub mod cluster;
 pub mod error;
+pub mod existing;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod kind;
+pub mod kube_cluster;
 pub mod kube_objects;
 pub mod local;
+pub mod mock_backend;
 pub mod mock_cloud;
 pub mod mock_world;
 pub mod objects;
@@ -71,7 +75,11 @@ impl Provider {
 
     /// Stops everything the provider started.
     pub async fn shutdown(&self) -> ShutdownReport {
-        self.cluster.shutdown().await
+        let mut report = self.cluster.shutdown().await;
+        let cloud = self.cloud.shutdown().await;
+        report.stopped.extend(cloud.stopped);
+        report.errors.extend(cloud.errors);
+        report
     }
 }
 

@@ -17,6 +17,9 @@ pub enum ProviderKind {
     /// A kind cluster (real kubelet, containerd, CNI) running NMI and MIC from upstream's
     /// manifests; the mock cloud in-process, served on the cluster's own container network.
     Kind,
+    /// Any cluster given by kubeconfig: real AKS with real Azure, or any cluster with the mock
+    /// cloud installed into it.
+    Existing,
 }
 
 /// A provider name that is not one of [`ProviderKind::ALL`].
@@ -27,7 +30,11 @@ pub struct UnknownProvider {
 }
 
 impl ProviderKind {
-    pub const ALL: [ProviderKind; 2] = [ProviderKind::Local, ProviderKind::Kind];
+    pub const ALL: [ProviderKind; 3] = [
+        ProviderKind::Local,
+        ProviderKind::Kind,
+        ProviderKind::Existing,
+    ];
     /// What runs when nothing is chosen.
     pub const DEFAULT: ProviderKind = ProviderKind::Local;
 
@@ -35,12 +42,21 @@ impl ProviderKind {
         match self {
             Self::Local => "local",
             Self::Kind => "kind",
+            Self::Existing => "existing",
         }
     }
 
-    /// What the provider can do, known without starting it (so `podid list` can plan).
+    /// What the provider can do, known without starting it (so `podid list` can plan); the
+    /// existing provider's depends on its cloud (`PODID_CLOUD`, see [`Self::capabilities_with`]).
     pub fn capabilities(self) -> Capabilities {
+        let cloud = super::existing::CloudChoice::from_env().unwrap_or_default();
+        self.capabilities_with(cloud)
+    }
+
+    /// What the provider can do with `cloud` (only the existing provider has a choice).
+    pub fn capabilities_with(self, cloud: super::existing::CloudChoice) -> Capabilities {
         match self {
+            Self::Existing => super::existing::capabilities(cloud),
             Self::Local => {
                 super::local::cluster_capabilities().union(&super::mock_cloud::capabilities())
             }
@@ -91,7 +107,7 @@ mod tests {
         let err = ProviderKind::parse("nope").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown provider `nope`; valid providers: local, kind"
+            "unknown provider `nope`; valid providers: local, kind, existing"
         );
         assert_eq!(ProviderKind::choose(Some("local")), Ok(ProviderKind::Local));
         assert_eq!(ProviderKind::choose(Some("kind")), Ok(ProviderKind::Kind));

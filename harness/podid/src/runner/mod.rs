@@ -150,17 +150,26 @@ pub struct Environment {
     pub gate: ConfigGate,
     /// Deadline of one token/blob attempt (probe included).
     pub step_timeout: Duration,
+    /// What every wait is multiplied by: a real cloud assigns identities in tens of seconds.
+    pub timeout_scale: u32,
 }
 
 impl Environment {
     pub fn new(provider: Provider, run_id: String, artifacts_dir: PathBuf) -> Self {
+        let timeout_scale = provider.cluster.timeout_scale().max(1);
         Self {
             provider,
             run_id,
             artifacts_dir,
             gate: ConfigGate::default(),
-            step_timeout: Duration::from_secs(150),
+            step_timeout: Duration::from_secs(150) * timeout_scale,
+            timeout_scale,
         }
+    }
+
+    /// `timeout` as this environment's provider needs it.
+    pub fn scaled(&self, timeout: Duration) -> Duration {
+        timeout * self.timeout_scale
     }
 
     /// Plans `trials` for this environment's provider.

@@ -108,7 +108,7 @@ impl<'a> ScenarioRun<'a> {
     pub async fn setup(&mut self) -> Result<(), StepError> {
         let provider = &self.env.provider;
         if super::faults::needs_quiet_mic(self.scenario) {
-            self.await_quiet_mic(QUIET_MIC).await?;
+            self.await_quiet_mic(self.env.scaled(QUIET_MIC)).await?;
         }
         let behaviour = super::faults::behaviour(&self.scenario.cloud);
         if !behaviour.is_default() {

@@ -223,7 +223,7 @@ pub async fn run_trial(
     }
     let mut problems = run.cleanup().await;
     if trial.mode == NmiMode::Standard && pod_count(trial) > MANY_PODS {
-        problems.extend(run.await_mic_cleanup(MIC_CLEANUP).await);
+        problems.extend(run.await_mic_cleanup(run.env.scaled(MIC_CLEANUP)).await);
     }
     if !problems.is_empty() {
         let failures = problems

@@ -6,10 +6,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 
-use podid_mocks::{BLOB_HOST_SUFFIX, Endpoint, MockCloud, ServerHandle};
+use podid_mocks::{Endpoint, MockCloud, ServerHandle};
 
 use crate::provider::cluster::NodeInfo;
 use crate::provider::error::ProviderError;
+use crate::provider::kube_cluster::ServiceHosts;
 use crate::provider::mock_cloud::machine_ref;
 use crate::provider::mock_world::{AAD_HOST, ARM_HOST};
 
@@ -71,14 +72,11 @@ impl CloudAddresses {
     }
 
     /// What a pod resolves: AAD, ARM and the blob host of each storage account.
-    pub fn pod_hosts(&self, storage_accounts: &[String]) -> Vec<(IpAddr, String)> {
-        let mut hosts = self.service_hosts();
-        hosts.extend(
-            storage_accounts
-                .iter()
-                .map(|a| (self.blob.into(), format!("{a}{BLOB_HOST_SUFFIX}"))),
-        );
-        hosts
+    pub fn hosts(&self) -> ServiceHosts {
+        ServiceHosts {
+            services: self.service_hosts(),
+            blob: Some(self.blob.into()),
+        }
     }
 }
 
@@ -165,13 +163,12 @@ done
     )
 }
 
-/// The script that takes the rules of [`node_rules_script`] out again.
-pub fn remove_rules_script() -> String {
+/// The script that takes the redirect of [`node_rules_script`] out again and keeps the guard:
+/// a kept cluster's nodes must not reach a real metadata service once the mock is gone.
+pub fn remove_redirect_script() -> String {
     format!(
         "iptables -w -t nat -D OUTPUT -j {IMDS_CHAIN} 2>/dev/null
 iptables -w -t nat -F {IMDS_CHAIN} 2>/dev/null; iptables -w -t nat -X {IMDS_CHAIN} 2>/dev/null
-for hook in FORWARD OUTPUT; do iptables -w -D $hook -j {GUARD_CHAIN} 2>/dev/null; done
-iptables -w -F {GUARD_CHAIN} 2>/dev/null; iptables -w -X {GUARD_CHAIN} 2>/dev/null
 true
 "
     )
@@ -203,6 +200,7 @@ pub fn imds_check_command(nonce: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use podid_mocks::BLOB_HOST_SUFFIX;
 
     fn network() -> ContainerNetwork {
         ContainerNetwork {
@@ -219,7 +217,7 @@ mod tests {
         assert_eq!(a.aad, Ipv4Addr::new(172, 30, 255, 252));
         assert_eq!(a.arm, Ipv4Addr::new(172, 30, 255, 253));
         assert_eq!(a.blob, Ipv4Addr::new(172, 30, 255, 254));
-        let hosts = a.pod_hosts(&["acct".into()]);
+        let hosts = a.hosts().for_pod(&["acct".into()]);
         assert!(hosts.contains(&(a.blob.into(), format!("acct{BLOB_HOST_SUFFIX}"))));
         assert!(hosts.contains(&(a.aad.into(), AAD_HOST.into())));
     }
@@ -232,7 +230,9 @@ mod tests {
         ));
         assert!(script.contains("-A PODID-GUARD -d 169.254.169.254/32 -j REJECT"));
         assert!(script.contains("for hook in FORWARD OUTPUT"));
-        assert!(remove_rules_script().contains("-X PODID-GUARD"));
+        let removal = remove_redirect_script();
+        assert!(removal.contains("-X PODID-IMDS"));
+        assert!(!removal.contains("GUARD"), "a kept node stays guarded");
     }
 
     #[test]

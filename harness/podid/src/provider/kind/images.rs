@@ -48,9 +48,7 @@ pub async fn ensure_run_images(
 ) -> Result<RunImages, ProviderError> {
     let root = podid_kind::ensure_root_image(docker, &RootfsSpec::iptables(), cache_dir, progress)
         .await
-        .map_err(err(
-            "building the Debian root of the NMI and workload images",
-        ))?;
+        .map_err(err("building the Debian root of the NMI image"))?;
     let mut built = Vec::new();
     let nmi = match inputs.nmi_image {
         Some(own) => own.to_string(),
@@ -82,31 +80,80 @@ pub async fn ensure_run_images(
             spec.tag
         }
     };
-    let file_name = inputs
-        .probe
+    let workload = ensure_workload_image(docker, inputs.probe, cache_dir, progress).await?;
+    built.push(workload.tag.clone());
+    let probe = workload.probe;
+    Ok(RunImages {
+        nmi,
+        mic,
+        workload: workload.tag,
+        probe,
+        built,
+    })
+}
+
+/// The workload image as built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadImage {
+    pub tag: String,
+    /// What runs the probe inside it (program and leading arguments).
+    pub probe: Vec<String>,
+}
+
+/// The podid binary beside the probe, when there is one: it serves the mock cloud and the
+/// metadata redirect when the image runs in an existing cluster (`podid mock …`).
+fn podid_beside(probe: &ProbeCommand) -> Option<std::path::PathBuf> {
+    if probe.program.file_name().is_some_and(|n| n == "podid") {
+        return Some(probe.program.clone());
+    }
+    let podid = probe.program.with_file_name("podid");
+    podid.is_file().then_some(podid)
+}
+
+/// Builds (or finds) the workload image: a Debian root with iptables and curl, the probe, and
+/// the podid binary (so the same image serves workload pods, the in-cluster mock cloud and the
+/// node agents). Tagged `podid/workload:<content hash>`.
+pub async fn ensure_workload_image(
+    docker: &Docker,
+    probe: &ProbeCommand,
+    cache_dir: &Path,
+    progress: &dyn Progress,
+) -> Result<WorkloadImage, ProviderError> {
+    let root = podid_kind::ensure_root_image(docker, &workload_root(), cache_dir, progress)
+        .await
+        .map_err(err("building the Debian root of the workload image"))?;
+    let file_name = probe
         .program
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "podid-probe".into());
     let probe_path = format!("{PROBE_DIR}/{file_name}");
     // The root is the same Debian release podid is built on, so its C library serves the probe.
-    let spec = ImageSpec::new("", ImageBase::Image(root.tag.clone()))
-        .file(&inputs.probe.program, probe_path.clone(), 0o755)
-        .entrypoint(["sleep", "infinity"])
+    let mut spec = ImageSpec::new("", ImageBase::Image(root.tag.clone()))
+        .file(&probe.program, probe_path.clone(), 0o755)
+        .entrypoint(["sleep", "infinity"]);
+    if let Some(podid) = podid_beside(probe).filter(|p| *p != probe.program) {
+        spec = spec.file(podid, format!("{PROBE_DIR}/podid"), 0o755);
+    }
+    let spec = spec
         .with_content_tag("podid/workload")
         .map_err(err("hashing the workload image"))?;
     ensure_image(docker, &spec, progress)
         .await
         .map_err(err("building the workload image"))?;
-    built.push(spec.tag.clone());
-    let probe = std::iter::once(probe_path)
-        .chain(inputs.probe.args.iter().cloned())
-        .collect();
-    Ok(RunImages {
-        nmi,
-        mic,
-        workload: spec.tag,
-        probe,
-        built,
+    Ok(WorkloadImage {
+        tag: spec.tag,
+        probe: std::iter::once(probe_path)
+            .chain(probe.args.iter().cloned())
+            .collect(),
     })
+}
+
+/// The workload image's root: iptables for the node agent's metadata redirect, curl for
+/// reading NMI's and MIC's health from a node.
+fn workload_root() -> RootfsSpec {
+    RootfsSpec::new(
+        "workload",
+        &["iptables", "conntrack", "ca-certificates", "curl"],
+    )
 }

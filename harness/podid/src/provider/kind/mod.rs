@@ -7,9 +7,7 @@
 //! be the mock (fail closed) → NMI/MIC installed by the first trial's configuration.
 
 mod cloud_network;
-mod deploy;
-mod health;
-mod images;
+pub mod images;
 mod node_guard;
 mod options;
 mod progress;
@@ -33,10 +31,13 @@ use super::error::ProviderError;
 use super::mock_cloud::MockCloudSide;
 use super::mock_world::{self, machine_of, provider_id_of};
 use super::{ProbeCommand, Provider};
+use crate::provider::kube_cluster::deploy::{DeploymentBase, mic_credentials};
+use crate::provider::kube_cluster::{
+    IdentityInstall, KubeClusterParts, KubeClusterSide, WorkloadImage,
+};
 use cloud_network::{CloudAddresses, ContainerNetwork};
-use deploy::{DeploymentBase, mic_credentials};
 use images::ImageInputs;
-use side::{DockerNodes, KindClusterSide, KindParts};
+use side::{DockerNodes, KindTeardown};
 
 /// What the kind cluster side can do (also what `podid list --provider kind` plans with).
 pub fn cluster_capabilities() -> Capabilities {
@@ -305,6 +306,7 @@ async fn finish_start(
             mic_credentials: Some(mic_credentials(
                 &world.tenant_id,
                 &world.subscription_id,
+                mock_world::NODE_RESOURCE_GROUP,
                 &world.mic.client_id,
                 &world.mic.secret,
                 &world.cluster_identity.client_id,
@@ -322,19 +324,37 @@ async fn finish_start(
     environment.push(("kind node image".into(), cluster.spec().node_image.clone()));
     environment.push(("nmi image".into(), images.nmi.clone()));
     environment.push(("mic image".into(), images.mic.clone()));
-    let side = KindClusterSide::new(KindParts {
-        cluster,
-        docker,
+    let containers = cluster.nodes().iter().map(|n| n.name.clone()).collect();
+    let side = KubeClusterSide::new(KubeClusterParts {
+        provider: "kind",
+        client: cluster.client(),
+        shell: Box::new(DockerNodes(docker.clone())),
         nodes,
-        module_dir: config.aad_pod_identity_module.clone(),
-        base,
-        images,
-        addresses,
-        ca_pem,
-        servers: served.servers,
+        install: IdentityInstall::Podid {
+            module_dir: config.aad_pod_identity_module.clone(),
+            base: Box::new(base),
+        },
+        workload: WorkloadImage {
+            image: images.workload.clone(),
+            probe: images.probe.clone(),
+            pull_policy: ImagePullPolicy::Never,
+        },
+        hosts: addresses.hosts(),
+        ca_pem: Some(ca_pem),
         environment,
-        keep: config.options.keep,
-        cluster_identity: world.cluster_identity.clone(),
+        capabilities: cluster_capabilities(),
+        cluster_identity: Some(world.cluster_identity.clone()),
+        timeout_scale: 1,
+        teardown: Box::new(KindTeardown {
+            cluster: tokio::sync::Mutex::new(Some(cluster)),
+            shell: DockerNodes(docker),
+            containers,
+            servers: std::sync::Mutex::new(served.servers),
+            keep: config.options.keep,
+            workload_image: images.workload.clone(),
+            nmi_image: images.nmi.clone(),
+            mic_image: images.mic.clone(),
+        }),
     });
     Ok(Provider::new(
         "kind",

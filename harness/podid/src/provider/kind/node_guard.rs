@@ -1,29 +1,14 @@
 //! Per-node work the kind provider does inside node containers: the metadata redirect and guard,
-//! the fail-closed proof that each node's metadata address is the mock, and the check that NMI
-//! took its own iptables chain away when it stopped.
+//! and the fail-closed proof that each node's metadata address is the mock.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use podid_mocks::{MockCloud, Service};
 
-use super::cloud_network::{imds_check_command, node_rules_script, remove_rules_script};
+use super::cloud_network::{imds_check_command, node_rules_script, remove_redirect_script};
 use crate::provider::error::ProviderError;
-
-/// NMI's nat chain (upstream `pkg/nmi/iptables`), jumped to from PREROUTING.
-pub const NMI_CHAIN: &str = "aad-metadata";
-
-/// Runs commands as root inside a node (a container for kind).
-#[async_trait::async_trait]
-pub trait NodeShell: Send + Sync {
-    /// Runs `argv` in node container `node`; returns its stdout, or an error (carrying the
-    /// output) when it could not run or exited non-zero.
-    async fn run(&self, node: &str, argv: &[String]) -> Result<String, ProviderError>;
-}
-
-fn sh(script: String) -> Vec<String> {
-    vec!["sh".into(), "-c".into(), script]
-}
+use crate::provider::kube_cluster::{NodeShell, sh};
 
 /// Installs the redirect of 169.254.169.254:80 to `imds` (or only the guard when the node has
 /// no IMDS of its own, like the control plane) in `node`.
@@ -45,10 +30,11 @@ pub async fn install_rules(
     })
 }
 
-/// Takes the rules of [`install_rules`] out of `node` (for a cluster kept after the run).
-pub async fn remove_rules(shell: &dyn NodeShell, node: &str) -> Result<(), ProviderError> {
+/// Takes the redirect of [`install_rules`] out of `node` and keeps its guard (for a cluster
+/// kept after the run, whose mock IMDS ends with the run).
+pub async fn remove_redirect(shell: &dyn NodeShell, node: &str) -> Result<(), ProviderError> {
     shell
-        .run(node, &sh(remove_rules_script()))
+        .run(node, &sh(remove_redirect_script()))
         .await
         .map(|_| ())
 }
@@ -89,36 +75,4 @@ pub async fn prove_imds_is_mock(
         }
     }
     Ok(started.elapsed())
-}
-
-/// Whether NMI's chain or its PREROUTING jump is still in `node`'s nat table, in either
-/// iptables backend (NMI's image may use another one than the node's tools).
-pub async fn nmi_chain_present(shell: &dyn NodeShell, node: &str) -> Result<bool, ProviderError> {
-    let dump = "iptables-nft-save -t nat 2>/dev/null; iptables-legacy-save -t nat 2>/dev/null; \
-                command -v iptables-nft-save >/dev/null || command -v iptables-legacy-save >/dev/null";
-    let out = shell
-        .run(node, &sh(dump.to_string()))
-        .await
-        .map_err(|e| ProviderError::new(format!("reading the nat table of node {node}"), e))?;
-    Ok(chain_in_dump(&out))
-}
-
-/// Whether an `iptables-save` dump declares NMI's chain or jumps to it.
-pub fn chain_in_dump(dump: &str) -> bool {
-    dump.lines()
-        .any(|l| l.starts_with(&format!(":{NMI_CHAIN} ")) || l.contains(&format!("-j {NMI_CHAIN}")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nmi_chain_is_found_by_declaration_or_jump() {
-        assert!(chain_in_dump("*nat\n:aad-metadata - [0:0]\nCOMMIT\n"));
-        assert!(chain_in_dump("-A PREROUTING -j aad-metadata\n"));
-        assert!(!chain_in_dump(
-            "*nat\n:PODID-IMDS - [0:0]\n-A OUTPUT -j PODID-IMDS\n"
-        ));
-    }
 }

@@ -270,7 +270,9 @@ fn lookup<'v>(value: &'v Value, segments: &[&str]) -> Option<&'v Value> {
 
 /// A `wait` step: for cloud requests, or until the objects look as it says.
 pub(super) async fn wait(run: &ScenarioRun<'_>, w: &WaitStep) -> Result<Vec<Failure>, StepError> {
-    let timeout = w.timeout.map(|t| t.0).unwrap_or(WAIT_DEFAULT);
+    let timeout = run
+        .env
+        .scaled(w.timeout.map(|t| t.0).unwrap_or(WAIT_DEFAULT));
     if w.kind.is_none() {
         return Ok(super::state::wait_for_requests(run, &w.requests, timeout).await);
     }

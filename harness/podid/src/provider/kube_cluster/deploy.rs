@@ -1,4 +1,4 @@
-//! What NMI and MIC run as on a kind cluster: upstream's manifests with podid's images, the
+//! What NMI and MIC run as when podid installs them into a cluster: upstream's manifests with podid's images, the
 //! same tuning flags the local provider passes (so a scenario means the same on both), the
 //! scenario's own flags last, and the mock cloud's names, CA and MIC principal.
 
@@ -8,7 +8,6 @@ use podid_incluster::{
 use podid_scenario::NmiMode;
 
 use crate::provider::cluster::IdentityConfig;
-use crate::provider::mock_world::NODE_RESOURCE_GROUP;
 
 /// Namespace NMI, MIC and their Secret and ConfigMap live in: upstream's standard-mode
 /// namespace, which is also what the local provider gives MIC (`MIC_POD_NAMESPACE`).
@@ -77,6 +76,7 @@ pub fn identity_deployment(base: &DeploymentBase, config: &IdentityConfig) -> Id
 pub fn mic_credentials(
     tenant_id: &str,
     subscription_id: &str,
+    resource_group: &str,
     client_id: &str,
     secret: &str,
     cluster_identity_client_id: &str,
@@ -85,7 +85,7 @@ pub fn mic_credentials(
         cloud: "AzurePublicCloud".into(),
         tenant_id: tenant_id.into(),
         subscription_id: subscription_id.into(),
-        resource_group: NODE_RESOURCE_GROUP.into(),
+        resource_group: resource_group.into(),
         client_id: client_id.into(),
         client_secret: secret.into(),
         vm_type: "vmss".into(),

@@ -1,15 +1,15 @@
-//! NMI's and MIC's `/healthz` on a kind cluster, asked with `curl` from inside a node container
-//! (NMI listens on each node's loopback; MIC on its pod's IP), and which MIC pod holds the
+//! NMI's and MIC's `/healthz`, asked with `curl` from a node's own network (NMI listens on each
+//! node's loopback; MIC on its pod's IP), and which MIC pod holds the
 //! leader lease (upstream's Endpoints lock; a replica's instance is its pod's host name).
 
-use super::node_guard::NodeShell;
+use super::NodeShell;
 use crate::provider::cluster::HealthAnswer;
 use crate::provider::error::ProviderError;
 
 /// What `curl -w` appends after the body: a newline and the status code.
 const STATUS_SUFFIX: &str = "\n%{http_code}";
 
-/// `GET url` from node container `node`; no answer is status 0 with the reason as body (so a
+/// `GET url` from node `node`; no answer is status 0 with the reason as body (so a
 /// step can wait for it).
 pub async fn healthz(
     shell: &dyn NodeShell,
