@@ -256,15 +256,17 @@ pub fn run(args: RunArgs) -> ExitCode {
         return super::fail("no scenario matches the filters (see `podid list`)");
     }
     let out = args.out.clone().unwrap_or_else(workspace_output);
-    if let Err(e) = args.existing.options(&args.kind) {
-        return super::fail(e);
-    }
-    super::tokio_runtime().block_on(run_trials(args, provider, trials, out))
+    let existing = match args.existing.options(&args.kind) {
+        Ok(existing) => existing,
+        Err(e) => return super::fail(e),
+    };
+    super::tokio_runtime().block_on(run_trials(args, provider, existing, trials, out))
 }
 
 async fn run_trials(
     args: RunArgs,
     provider: ProviderKind,
+    existing: ExistingOptions,
     trials: Vec<Trial>,
     out: PathBuf,
 ) -> ExitCode {
@@ -277,7 +279,7 @@ async fn run_trials(
         probe: probe_command(),
         toolchain: args.binaries.config(),
         kind: args.kind.options(),
-        existing: args.existing.options(&args.kind).unwrap_or_default(),
+        existing,
     };
     let (env, figures) = tokio::select! {
         r = lifecycle::start(provider, options, &progress) => match r {
