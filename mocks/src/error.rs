@@ -80,8 +80,9 @@ pub enum MockError {
     },
 }
 
-/// An error with its causes, `: `-joined (reqwest's own message hides the OS error).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error and all its causes on one line, `: `-joined (`creating pod x: connection refused`;
+/// reqwest's own message hides the OS error), a cause its parent already ends with left out.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {

@@ -44,7 +44,7 @@ pub use behaviour::{ArmBehaviour, ImdsBehaviour};
 pub use blob::address::{BlobAddress, parse as parse_blob_address};
 pub use cloud::{MockCloud, MockCloudBuilder};
 pub use control::{ControlError, ControlServer, RemoteMockCloud};
-pub use error::MockError;
+pub use error::{MockError, error_chain};
 pub use fault::{FaultId, FaultRule};
 pub use hosts::{BLOB_HOST_SUFFIX, blob_host};
 pub use imds::query::{ApiVersionCheck, ImdsQuery, Selector, check_api_version, selector};

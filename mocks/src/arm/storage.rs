@@ -17,6 +17,7 @@ use super::error::{
 use super::operations::timestamp;
 use super::render::ok;
 use super::{ArmRequest, operation_results, put_body, rbac};
+use crate::blob::valid_container_name;
 use crate::hosts::blob_host;
 use crate::resource_id;
 use crate::state::{AccountState, ArmAttributes, CloudState};
@@ -208,18 +209,6 @@ fn verb(method: &Method) -> &'static str {
         Method::DELETE => "delete",
         _ => "write",
     }
-}
-
-/// Azure's container naming rules: 3-63 characters, lower-case letters, digits and hyphens, no
-/// leading, trailing or doubled hyphen.
-fn valid_container_name(name: &str) -> bool {
-    (3..=63).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
-        && !name.contains("--")
 }
 
 /// A storage account as ARM returns it.

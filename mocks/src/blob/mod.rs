@@ -26,6 +26,7 @@ use crate::resource_id;
 use crate::state::CloudState;
 use address::BlobAddress;
 use ops::Operation;
+pub(crate) use ops::valid_container_name;
 use response::{DEFAULT_VERSION, ResponseContext};
 
 /// Routes of the Blob mock (one dispatcher: the account comes from the host or path).

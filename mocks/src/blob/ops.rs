@@ -144,7 +144,9 @@ fn blob_not_found(rc: &ResponseContext) -> Response {
     )
 }
 
-fn valid_container_name(name: &str) -> bool {
+/// Azure's container naming rules: 3-63 characters, lower-case letters, digits and hyphens, no
+/// leading, trailing or doubled hyphen. ARM's container PUT applies them too.
+pub(crate) fn valid_container_name(name: &str) -> bool {
     (3..=63).contains(&name.len())
         && name
             .bytes()

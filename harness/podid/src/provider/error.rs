@@ -30,21 +30,8 @@ impl ProviderError {
     }
 }
 
-/// An error and all its sources on one line (`creating pod x: connection refused`), as reports
-/// show them.
-pub fn error_chain(error: &(dyn Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let part = cause.to_string();
-        if !text.ends_with(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = cause.source();
-    }
-    text
-}
+/// An error and all its sources on one line, as reports show them (the mock cloud's helper).
+pub use podid_mocks::error_chain;
 
 #[cfg(test)]
 mod tests {

@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::credential::{CredentialError, TokenSource};
-use crate::provider::error::ProviderError;
+use crate::provider::error::{ProviderError, error_chain};
 
 /// How hard the client tries before giving up, and how long it waits for Azure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -397,7 +397,7 @@ impl ArmClient {
                     tokio::time::sleep(self.policy.backoff(attempt)).await;
                     continue;
                 }
-                Err(e) => return Err(ArmFailure::Transport(transport_text(&e))),
+                Err(e) => return Err(ArmFailure::Transport(error_chain(&e))),
             };
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
@@ -413,7 +413,7 @@ impl ArmClient {
             let text = resp
                 .text()
                 .await
-                .map_err(|e| ArmFailure::Transport(transport_text(&e)))?;
+                .map_err(|e| ArmFailure::Transport(error_chain(&e)))?;
             tracing::debug!(%method, %url, status, "ARM answered");
             let body = if text.trim().is_empty() {
                 Value::Null
@@ -477,18 +477,6 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-/// A transport error and its causes on one line.
-fn transport_text(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -517,7 +505,7 @@ mod tests {
         };
         assert_eq!(e.code(), Some("AuthorizationFailed"));
         assert_eq!(
-            crate::provider::error::error_chain(&ProviderError::from(e)),
+            error_chain(&ProviderError::from(e)),
             "creating user-assigned identity r-1 in resource group g: 403 AuthorizationFailed: The client 'x' …"
         );
         let text = Answer {

@@ -12,6 +12,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
+use crate::provider::error::error_chain;
+
 /// A token or secret: usable, never shown.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -337,18 +339,19 @@ impl TokenSource {
         ];
         form.extend_from_slice(proof);
         let url = format!("{}/{tenant_id}/oauth2/v2.0/token", self.authority);
-        let resp = self
-            .http
-            .post(&url)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| failed(format!("sending the request failed: {}", without_url(&e))))?;
+        let resp = self.http.post(&url).form(&form).send().await.map_err(|e| {
+            failed(format!(
+                "sending the request failed: {}",
+                error_chain(&e.without_url())
+            ))
+        })?;
         let status = resp.status();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| failed(format!("reading the answer failed: {}", without_url(&e))))?;
+        let text = resp.text().await.map_err(|e| {
+            failed(format!(
+                "reading the answer failed: {}",
+                error_chain(&e.without_url())
+            ))
+        })?;
         let answer: AadAnswer = serde_json::from_str(&text)
             .map_err(|_| failed(format!("{status}: the answer is not JSON")))?;
         match answer.access_token {
@@ -370,21 +373,6 @@ impl TokenSource {
             }
         }
     }
-}
-
-/// A transport error's text without the URL (which is harmless, but long).
-fn without_url(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    if let Some(url) = e.url() {
-        text = text.replace(&format!(" ({url})"), "");
-    }
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// How long `az` may take to answer.
