@@ -4,6 +4,7 @@
 //! group y: 403 AuthorizationFailed: …".
 
 use podid_scenario::Role;
+use podid_wait::{Check, Poll};
 use serde_json::{Map, Value, json};
 
 use super::arm::{ArmClient, ArmError, Deleted, Wait};
@@ -228,9 +229,10 @@ pub async fn create_role_assignment(
         "assigning role {} to principal {principal_id} at {scope}",
         role.as_str()
     );
-    let policy = arm.policy().clone();
-    let deadline = tokio::time::Instant::now() + policy.propagation_timeout;
-    loop {
+    let policy = arm.policy();
+    // A principal made a moment ago may not have reached Azure AD's replicas yet.
+    let propagating = Poll::every(policy.propagation_poll, policy.propagation_timeout);
+    podid_wait::until(propagating, || async {
         let name = uuid::Uuid::new_v4().to_string();
         let path = format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}");
         match arm
@@ -239,19 +241,18 @@ pub async fn create_role_assignment(
         {
             Ok(created) => {
                 let id = created["id"].as_str().map(str::to_string).unwrap_or(path);
-                return Ok(Granted::Created { id });
+                Check::Done(Granted::Created { id })
             }
-            Err(e) if e.code() == Some("RoleAssignmentExists") => return Ok(Granted::AlreadyThere),
-            Err(e)
-                if e.code() == Some("PrincipalNotFound")
-                    && tokio::time::Instant::now() + policy.propagation_poll < deadline =>
-            {
+            Err(e) if e.code() == Some("RoleAssignmentExists") => Check::Done(Granted::AlreadyThere),
+            Err(e) if e.code() == Some("PrincipalNotFound") => {
                 tracing::debug!(%principal_id, "principal not found yet; retrying the role assignment");
-                tokio::time::sleep(policy.propagation_poll).await;
+                Check::Pending(e)
             }
-            Err(e) => return Err(e),
+            Err(e) => Check::Failed(e),
         }
-    }
+    })
+    .await
+    .map_err(podid_wait::WaitError::into_state)
 }
 
 pub async fn delete_role_assignment(arm: &ArmClient, id: &str) -> Result<Deleted, ArmError> {

@@ -764,3 +764,68 @@ async fn throttling_is_retried_after_the_wait_arm_asks_for() {
     mock.cloud.clear_faults();
     assert!(side.shutdown().await.errors.is_empty());
 }
+
+/// A principal the directory does not know yet (`PrincipalNotFound`, as for an identity made
+/// moments ago) is retried for the propagation time, then its last answer is the error; a
+/// principal the directory knows is granted at the first attempt.
+#[tokio::test]
+async fn a_role_for_a_principal_not_yet_in_the_directory_is_retried_while_it_propagates() {
+    let mock = MockAzure::start(None).await;
+    let mut config = mock.config("t6");
+    config.retry.propagation_timeout = Duration::from_millis(600);
+    let endpoints = mock.endpoints();
+    let http =
+        super::http::client(endpoints.extra_ca_pem.as_deref(), &endpoints.host_overrides).unwrap();
+    let tokens = std::sync::Arc::new(credential::TokenSource::new(
+        config.credential.clone(),
+        &endpoints.authority,
+        http.clone(),
+    ));
+    let arm = arm::ArmClient::new(
+        http,
+        &endpoints.arm,
+        &endpoints.arm_audience,
+        tokens,
+        config.retry.clone(),
+    );
+    let scope = format!("/subscriptions/{SUB}");
+    let assignments = |writes: Vec<String>| {
+        writes
+            .into_iter()
+            .filter(|w| w.contains("roleAssignments"))
+            .count()
+    };
+
+    let started = std::time::Instant::now();
+    let err = resources::create_role_assignment(
+        &arm,
+        SUB,
+        &scope,
+        Role::Reader,
+        "cccccccc-0000-0000-0000-000000000404",
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Some("PrincipalNotFound"), "{err}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    let tried = assignments(mock.arm_writes_since(0));
+    assert!(
+        (5..=7).contains(&tried),
+        "one attempt per 100 ms for 600 ms, not {tried}"
+    );
+
+    let granted =
+        resources::create_role_assignment(&arm, SUB, &scope, Role::Reader, FIXTURE_PRINCIPAL, None)
+            .await
+            .unwrap();
+    assert!(
+        matches!(granted, resources::Granted::Created { .. }),
+        "{granted:?}"
+    );
+    assert_eq!(assignments(mock.arm_writes_since(0)), tried + 1);
+}
